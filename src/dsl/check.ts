@@ -49,6 +49,10 @@ export function checkPattern(pattern: CompiledPattern, seqLen: number): CheckPro
       if (limit !== undefined && (q > limit || k > limit || q - k > limit)) {
         report('range', `region ${owner.name}: position outside [0, ${limit}] at (i=${i}, j=${j}): query ${q}, key ${k}`);
       }
+      // Without a declared limit, positions may not run ahead of the indices (RoPE tables cover [0, Sk − 1]).
+      if (limit === undefined && (q > i || k > j)) {
+        report('range', `region ${owner.name}: position beyond its index at (i=${i}, j=${j}): query ${q}, key ${k}; declare positionLimit`);
+      }
     }
   }
   return problems;

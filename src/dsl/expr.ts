@@ -3,7 +3,12 @@
 // expressions over the query index `i`, the key index `j` and named constants; comparisons and
 // logic yield booleans. Parameters are folded to integer constants before rendering.
 
-export type IndexVariable = 'i' | 'j';
+/**
+ * Integer variables an expression may read: the query index `i` and key index `j` (absolute
+ * positions in the key sequence), and the tile-level values the plan uses for loop bounds and mask
+ * decisions: the first and last query index of a tile and the first key index of a key tile.
+ */
+export type IndexVariable = 'i' | 'j' | 'rowFirst' | 'rowLast' | 'keyTile';
 export type ArithmeticOp = '+' | '-' | '*' | '%' | 'floordiv';
 export type CompareOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
 
@@ -41,6 +46,9 @@ export const select = (cond: Expr, then: Expr, otherwise: Expr): Expr => ({ kind
 export interface Bindings {
   readonly i?: number;
   readonly j?: number;
+  readonly rowFirst?: number;
+  readonly rowLast?: number;
+  readonly keyTile?: number;
   readonly params?: Readonly<Record<string, number>>;
 }
 

@@ -19,6 +19,8 @@ export interface CompiledRegion {
   readonly queryPosition: Expr;
   /** Key position as a function of the key index j. */
   readonly keyPosition: Expr;
+  /** The same two functions with parameters left by name, for generated code that names its constants. */
+  readonly symbolic: { readonly queryPosition: Expr; readonly keyPosition: Expr };
   /** True when the region uses the pattern's shared key position (so pre-rotated keys work). */
   readonly sharesKeyPosition: boolean;
   /** First and last key index the region may own for query i, before the causal cut j ≤ i. */
@@ -36,6 +38,7 @@ export interface CompiledPattern {
   readonly params: Params;
   readonly positionLimit?: number;
   readonly keyPosition: Expr;
+  readonly keyPositionSymbolic: Expr;
   readonly regions: readonly CompiledRegion[];
 }
 
@@ -93,13 +96,18 @@ export function compilePattern(definition: PatternDefinition, given: Readonly<Re
 function compileWithParams(definition: PatternDefinition, params: Params): CompiledPattern {
   const paramNames = Object.keys(params);
   const at = (what: string): string => `pattern ${definition.name}, ${what}`;
+  const readSymbolic = (fn: (...args: never[]) => unknown, indices: readonly E.IndexVariable[], returns: E.ExprType, what: string): Expr =>
+    readFunction(fn, { indices, paramNames, returns, context: at(what) });
   const read = (fn: (...args: never[]) => unknown, indices: readonly E.IndexVariable[], returns: E.ExprType, what: string): Expr =>
-    E.bindParams(readFunction(fn, { indices, paramNames, returns, context: at(what) }), params);
+    E.bindParams(readSymbolic(fn, indices, returns, what), params);
 
-  const keyPosition = read(definition.keyPosition, ['j'], 'int', 'keyPosition');
+  const keyPositionSymbolic = readSymbolic(definition.keyPosition, ['j'], 'int', 'keyPosition');
+  const keyPosition = E.bindParams(keyPositionSymbolic, params);
   const regions = definition.regions.map((region, index): CompiledRegion => {
-    const queryPosition = read(region.queryPosition, ['i'], 'int', `region ${region.name}, queryPosition`);
-    const ownKey = region.keyPosition === undefined ? undefined : read(region.keyPosition, ['j'], 'int', `region ${region.name}, keyPosition`);
+    const querySymbolic = readSymbolic(region.queryPosition, ['i'], 'int', `region ${region.name}, queryPosition`);
+    const queryPosition = E.bindParams(querySymbolic, params);
+    const ownKeySymbolic = region.keyPosition === undefined ? undefined : readSymbolic(region.keyPosition, ['j'], 'int', `region ${region.name}, keyPosition`);
+    const ownKey = ownKeySymbolic === undefined ? undefined : E.bindParams(ownKeySymbolic, params);
     const mask = compileMask(region, params, definition.name);
     const i = E.variable('i');
     let keyFrom: Expr = E.int(0);
@@ -125,6 +133,7 @@ function compileWithParams(definition: PatternDefinition, params: Params): Compi
       definition: region,
       queryPosition,
       keyPosition: ownKey ?? keyPosition,
+      symbolic: { queryPosition: querySymbolic, keyPosition: ownKeySymbolic ?? keyPositionSymbolic },
       sharesKeyPosition: ownKey === undefined,
       keyFrom: E.fold(keyFrom),
       keyTo: E.fold(keyTo),
@@ -133,7 +142,7 @@ function compileWithParams(definition: PatternDefinition, params: Params): Compi
     };
   });
   const limit = definition.positionLimit?.(params);
-  return { definition, name: definition.name, params, ...(limit === undefined ? {} : { positionLimit: limit }), keyPosition, regions };
+  return { definition, name: definition.name, params, ...(limit === undefined ? {} : { positionLimit: limit }), keyPosition, keyPositionSymbolic, regions };
 }
 
 function compileMask(region: RegionDefinition, params: Params, pattern: string): CompiledMask {

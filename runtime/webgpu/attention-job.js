@@ -1,0 +1,60 @@
+// Runs an emitted WGSL launcher inside Deno on raw tensors: reads q, k, v (little-endian f32 or f16
+// bytes) from files, creates the buffers, runs the launcher's attention (once, or repeatedly for
+// `dcagen bench`), and writes out (storage dtype) and lse (f32). Loaded by runtime/webgpu/deno-host.js.
+
+export async function runAttentionJob(device, args, io) {
+  const launcher = await import(new URL(`file://${args.launcher}`).href);
+  const attention = await launcher.createAttention(device, args.options ?? {});
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const upload = async (path) => {
+    const bytes = await io.readFile(path);
+    const buffer = device.createBuffer({ size: Math.max(16, align4(bytes.byteLength)), usage });
+    device.queue.writeBuffer(buffer, 0, bytes.buffer, bytes.byteOffset, align4(bytes.byteLength) === bytes.byteLength ? bytes.byteLength : bytes.byteLength - (bytes.byteLength % 4));
+    if (bytes.byteLength % 4 !== 0) {
+      // writeBuffer needs 4-byte multiples: send the last partial word padded.
+      const tail = new Uint8Array(4);
+      tail.set(bytes.subarray(bytes.byteLength - (bytes.byteLength % 4)));
+      device.queue.writeBuffer(buffer, bytes.byteLength - (bytes.byteLength % 4), tail);
+    }
+    return buffer;
+  };
+  const [q, k, v] = await Promise.all([upload(args.inputs.q), upload(args.inputs.k), upload(args.inputs.v)]);
+  const { batch, queries, queryHeads, headDim } = args.shape;
+  const outBytes = batch * queries * queryHeads * headDim * attention.elementBytes;
+  const lseBytes = batch * queryHeads * queries * 4;
+  const out = device.createBuffer({ size: Math.max(16, align4(outBytes)), usage });
+  const lse = device.createBuffer({ size: Math.max(16, align4(lseBytes)), usage });
+  const buffers = { q, k, v, out, lse };
+
+  const times = [];
+  const repeats = args.repeats ?? 1;
+  for (let r = 0; r < (args.warmup ?? 0); r++) await attention.run(buffers, args.shape);
+  for (let r = 0; r < repeats; r++) {
+    const start = performance.now();
+    await attention.run(buffers, args.shape);
+    times.push(performance.now() - start);
+  }
+
+  if (args.outputs) {
+    await io.writeFile(args.outputs.out, await readBack(device, out, outBytes));
+    await io.writeFile(args.outputs.lse, await readBack(device, lse, lseBytes));
+  }
+  for (const b of [q, k, v, out, lse]) b.destroy();
+  return { times };
+}
+
+function align4(n) {
+  return Math.ceil(n / 4) * 4;
+}
+
+async function readBack(device, buffer, bytes) {
+  const staging = device.createBuffer({ size: align4(bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffer, 0, staging, 0, align4(bytes));
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const copy = new Uint8Array(staging.getMappedRange().slice(0, bytes));
+  staging.unmap();
+  staging.destroy();
+  return copy;
+}

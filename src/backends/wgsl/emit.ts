@@ -1,0 +1,116 @@
+// Emits a WGSL kernel set: the .wgsl shaders plus a self-contained ES-module launcher (and its
+// .d.ts). Variants: `fused` (one pass over all regions; what dcagen is for) and `three-pass` (one
+// kernel per region plus an LSE merge, the ChunkLlama approach, kept as a benchmark baseline).
+
+import type { CompiledPattern } from '../../dsl/instantiate.js';
+import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
+import { renderTemplate } from '../template.js';
+import { renderAttentionWgsl, renderMergeWgsl } from './render.js';
+
+export type KernelVariant = 'fused' | 'three-pass';
+
+export interface EmittedFile {
+  /** File name relative to the output folder. */
+  readonly name: string;
+  readonly contents: string;
+}
+
+export interface WgslEmitOptions {
+  readonly variant?: KernelVariant;
+  /** The command that regenerates these files, written into their headers. */
+  readonly command?: string;
+  /** Base name of the files (default derived from pattern, parameters, head dim, dtype). */
+  readonly name?: string;
+}
+
+export interface WgslKernelSet {
+  readonly name: string;
+  readonly plan: KernelPlan;
+  readonly files: readonly EmittedFile[];
+  /** The launcher module's file name. */
+  readonly launcher: string;
+}
+
+/** Largest power-of-two key tile whose K and V halves fit in 16 KiB of workgroup memory (max 32). */
+export function defaultBlockK(headDim: number): number {
+  let blockK = 32;
+  while (blockK > 1 && blockK * headDim * 4 * 2 > 16384) blockK /= 2;
+  return blockK;
+}
+
+export function wgslKernelConfig(partial: Partial<KernelConfig> & Pick<KernelConfig, 'headDim' | 'dtype'>): KernelConfig {
+  return {
+    ropeStyle: 'half',
+    blockQ: 64,
+    blockK: defaultBlockK(partial.headDim),
+    preRotatedKeys: false,
+    ...partial,
+  };
+}
+
+export function kernelSetName(pattern: CompiledPattern, config: KernelConfig, variant: KernelVariant): string {
+  const params = Object.entries(pattern.definition.params).map(([name]) => `${name.replace(/[a-z]/g, '').toLowerCase() || name[0]}${pattern.params[name]}`);
+  const parts = [pattern.name, ...params, `d${config.headDim}`, config.dtype];
+  if (config.ropeStyle === 'interleaved') parts.push('interleaved');
+  if (config.rotaryDim !== undefined && config.rotaryDim !== config.headDim) parts.push(`r${config.rotaryDim}`);
+  if (config.preRotatedKeys) parts.push('prerotated');
+  if (variant === 'three-pass') parts.push('three-pass');
+  return parts.join('-');
+}
+
+export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options: WgslEmitOptions = {}): WgslKernelSet {
+  const variant = options.variant ?? 'fused';
+  const plan = planKernel(pattern, config);
+  const name = options.name ?? kernelSetName(pattern, config, variant);
+  const command = options.command ?? `dcagen emit --backend wgsl --pattern ${pattern.name} …`;
+  const entry = name.replace(/[^A-Za-z0-9]/g, '_');
+  const kernels: Array<{ label: string; entryPoint: string; kind: 'fused' | 'partial' | 'merge'; file: string; source: string }> = [];
+  if (variant === 'fused') {
+    kernels.push({
+      label: name, entryPoint: entry, kind: 'fused', file: `${name}.wgsl`,
+      source: renderAttentionWgsl(plan, { title: `${name}: fused ${pattern.name} flash attention`, command, entryPoint: entry, outputSlot: 0, partial: false }),
+    });
+  } else {
+    plan.regions.forEach((region, slot) => {
+      const regionPlan = planKernel(pattern, config, [region.name]);
+      const label = `${name}-${region.ident}`;
+      kernels.push({
+        label, entryPoint: `${entry}_${region.ident}`, kind: 'partial', file: `${label}.wgsl`,
+        source: renderAttentionWgsl(regionPlan, { title: `${label}: region ${region.name} alone (three-pass baseline, pass ${slot + 1})`, command, entryPoint: `${entry}_${region.ident}`, outputSlot: slot, partial: true }),
+      });
+    });
+    kernels.push({
+      label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', file: `${name}-merge.wgsl`,
+      source: renderMergeWgsl(plan, plan.regions.length, `${name}-merge: log-sum-exp merge of ${plan.regions.length} partials`, `${entry}_merge`),
+    });
+  }
+  const launcherConfig = {
+    name,
+    variant,
+    pattern: pattern.name,
+    params: pattern.params,
+    headDim: config.headDim,
+    dtype: config.dtype,
+    blockQ: config.blockQ,
+    blockK: config.blockK,
+    preRotatedKeys: config.preRotatedKeys,
+    rope: { style: plan.rope.style, rotaryDim: plan.rope.rotaryDim, pairs: plan.rope.pairs, fineBits: plan.rope.fineBits, ...(plan.rope.positionLimit !== undefined ? { positionLimit: plan.rope.positionLimit } : {}) },
+  };
+  const title = `${name}: WebGPU launcher for ${variant === 'fused' ? 'the fused' : 'the three-pass'} ${pattern.name} attention kernel${variant === 'fused' ? '' : 's'}`;
+  const launcher = renderTemplate('wgsl', 'launcher.js', {
+    title,
+    command,
+    config: JSON.stringify(launcherConfig, null, 2),
+    kernels: `[\n${kernels.map((k) => `  { label: ${JSON.stringify(k.label)}, entryPoint: ${JSON.stringify(k.entryPoint)}, kind: ${JSON.stringify(k.kind)}, source: ${JSON.stringify(k.source)} },`).join('\n')}\n]`,
+  });
+  const declaration = renderTemplate('wgsl', 'launcher.d.ts', {
+    title,
+    configType: `{\n  readonly name: string;\n  readonly variant: 'fused' | 'three-pass';\n  readonly pattern: string;\n  readonly params: Readonly<Record<string, number>>;\n  readonly headDim: number;\n  readonly dtype: 'f32' | 'f16';\n  readonly blockQ: number;\n  readonly blockK: number;\n  readonly preRotatedKeys: boolean;\n  readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };\n}`,
+  });
+  return {
+    name,
+    plan,
+    launcher: `${name}.js`,
+    files: [...kernels.map((k) => ({ name: k.file, contents: k.source })), { name: `${name}.js`, contents: launcher }, { name: `${name}.d.ts`, contents: declaration }],
+  };
+}

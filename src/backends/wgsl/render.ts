@@ -1,0 +1,143 @@
+// The WGSL renderer: the kernel plan rendered into WebGPU shaders through templates/wgsl. It only
+// spells things: every decision (regions, key ranges, masks, visit order) comes from the plan.
+
+import type { IndexVariable } from '../../dsl/expr.js';
+import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
+import { renderExpr, type ExprLanguage, type RenderNames } from '../expr-render.js';
+import { renderTemplate } from '../template.js';
+
+export const wgslLanguage: ExprLanguage = {
+  int: (v) => String(v),
+  bool: (v) => (v ? 'true' : 'false'),
+  min: (a, b) => `imin(${a}, ${b})`,
+  max: (a, b) => `imax(${a}, ${b})`,
+  floorDiv: (a, b) => `floor_div(${a}, ${b})`,
+  mod: (a, b) => `${a} % ${b}`,
+  select: (c, t, f) => `select(${f}, ${t}, ${c})`,
+};
+
+const VARIABLES: Record<IndexVariable, string> = { i: 'i', j: 'j', rowFirst: 'row_first', rowLast: 'row_last', keyTile: 'key_tile' };
+
+export function constantNames(plan: KernelPlan): RenderNames {
+  const byParam = new Map(Object.keys(plan.pattern.params).map((p, k) => [p, plan.constants[k]!.name]));
+  return {
+    variable: (v) => VARIABLES[v],
+    param: (p) => {
+      const name = byParam.get(p);
+      if (name === undefined) throw new Error(`no constant for parameter ${p}`);
+      return name;
+    },
+  };
+}
+
+export function wgslExpr(plan: KernelPlan, e: Parameters<typeof renderExpr>[0]): string {
+  return renderExpr(e, wgslLanguage, constantNames(plan));
+}
+
+/** Which key-position function a region uses: the pattern's shared one or its own. */
+export function keyPositionFunction(region: RegionPlan): string {
+  return region.sharesKeyPosition ? 'key_position' : `key_position_${region.ident}`;
+}
+
+function positionFunctions(plan: KernelPlan): string {
+  const out: string[] = [];
+  const sharedKey = plan.regions.find((r) => r.sharesKeyPosition);
+  if (sharedKey !== undefined) {
+    out.push(`// Key position shared by every region (keys may be stored pre-rotated at it).`);
+    out.push(`fn key_position(j: i32) -> i32 {\n  return ${wgslExpr(plan, sharedKey.keyPosition)};\n}`);
+  }
+  for (const r of plan.regions) {
+    out.push('');
+    out.push(`// Region ${r.name}: ${r.summary}.`);
+    out.push(`fn query_position_${r.ident}(i: i32) -> i32 {\n  return ${wgslExpr(plan, r.queryPosition)};\n}`);
+    if (!r.sharesKeyPosition) out.push(`fn key_position_${r.ident}(j: i32) -> i32 {\n  return ${wgslExpr(plan, r.keyPosition)};\n}`);
+    out.push(`// Whether key j is visible to query i in region ${r.name} (edge tiles only).`);
+    out.push(`fn visible_${r.ident}(i: i32, j: i32) -> bool {\n  return ${wgslExpr(plan, r.elementVisible)};\n}`);
+  }
+  return out.join('\n');
+}
+
+function ropeLayout(plan: KernelPlan): string {
+  if (plan.rope.style === 'half') {
+    return [
+      'fn rope_pair(d: u32) -> u32 { return d % ROPE_PAIRS; }',
+      'fn rope_partner(d: u32) -> u32 { return select(d - ROPE_PAIRS, d + ROPE_PAIRS, d < ROPE_PAIRS); }',
+      'fn rope_sign(d: u32) -> f32 { return select(1.0, -1.0, d < ROPE_PAIRS); }',
+    ].join('\n');
+  }
+  return [
+    'fn rope_pair(d: u32) -> u32 { return d / 2u; }',
+    'fn rope_partner(d: u32) -> u32 { return d ^ 1u; }',
+    'fn rope_sign(d: u32) -> f32 { return select(1.0, -1.0, (d & 1u) == 0u); }',
+  ].join('\n');
+}
+
+function regionVisit(plan: KernelPlan, r: RegionPlan): string {
+  return renderTemplate('wgsl', 'region-visit.wgsl', {
+    regionName: r.name,
+    regionSummary: r.summary,
+    ident: r.ident,
+    tileKeyBegin: wgslExpr(plan, r.tileKeyBegin),
+    tileKeyEnd: wgslExpr(plan, r.tileKeyEnd),
+    queryPosition: `query_position_${r.ident}(i)`,
+    keyValue: plan.config.preRotatedKeys ? 'f32(k[at + d])  /* keys arrive pre-rotated */' : `rotated_key(at, d, ${keyPositionFunction(r)}(j))`,
+    tileUnmasked: wgslExpr(plan, r.tileUnmasked),
+  });
+}
+
+export interface WgslKernelOptions {
+  readonly title: string;
+  readonly command: string;
+  readonly entryPoint: string;
+  /** 0 for the fused kernel; the partial's index for a three-pass region kernel. */
+  readonly outputSlot: number;
+  /** Partials are always written as f32; the fused kernel writes the storage type. */
+  readonly partial: boolean;
+}
+
+export function storageType(plan: KernelPlan): string {
+  return plan.config.dtype === 'f16' ? 'f16' : 'f32';
+}
+
+export function renderAttentionWgsl(plan: KernelPlan, options: WgslKernelOptions): string {
+  const c = plan.config;
+  if (c.dtype === 'bf16') throw new Error('WGSL has no bfloat16 storage; use f32 or f16');
+  const storage = storageType(plan);
+  return renderTemplate('wgsl', 'attention.wgsl', {
+    title: options.title,
+    patternName: plan.pattern.name,
+    command: options.command,
+    enables: storage === 'f16' ? 'enable f16;\n' : '',
+    headDim: c.headDim,
+    rotaryDim: plan.rope.rotaryDim,
+    ropePairs: plan.rope.pairs,
+    ropeFineBits: plan.rope.fineBits,
+    blockQ: c.blockQ,
+    blockK: c.blockK,
+    outputSlot: options.outputSlot,
+    patternConstants: plan.constants.length === 0
+      ? '// (none)'
+      : plan.constants.map((k) => `const ${k.name}: i32 = ${k.value}; // ${k.doc}`).join('\n'),
+    storage,
+    outStorage: options.partial ? 'f32' : storage,
+    tileElements: c.blockK * c.headDim,
+    ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
+    ropeLayout: ropeLayout(plan),
+    positionFunctions: positionFunctions(plan),
+    entryPoint: options.entryPoint,
+    regionVisits: plan.regions.map((r) => regionVisit(plan, r)).join('\n'),
+  }).replace(/\n{3,}/g, '\n\n');
+}
+
+export function renderMergeWgsl(plan: KernelPlan, partials: number, title: string, entryPoint: string): string {
+  const storage = storageType(plan);
+  return renderTemplate('wgsl', 'merge.wgsl', {
+    title,
+    enables: storage === 'f16' ? 'enable f16;\n' : '',
+    headDim: plan.config.headDim,
+    partials,
+    storage,
+    entryPoint,
+  });
+}
+

@@ -1,0 +1,112 @@
+// The `wgsl` backend at run time: emits the kernel set into a content-addressed cache folder, sends
+// the tensors to a WebGPU implementation (Deno's wgpu; a GPU when there is one, else lavapipe on the
+// CPU) through runtime/webgpu, and reads the results back.
+
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runWebGpuJob } from '../../../runtime/webgpu/runner.js';
+import { UsageError } from '../../errors.js';
+import type { AttentionOutput, AttentionRequest } from '../../execute.js';
+import { attentionShape } from '../../reference/attention.js';
+import { fromHalfBits, toHalfBits } from '../../reference/precision.js';
+import { packageRoot } from '../template.js';
+import { emitWgsl, wgslKernelConfig, type KernelVariant, type WgslKernelSet } from './emit.js';
+
+export interface WgslRunOptions {
+  readonly variant?: KernelVariant;
+  readonly repeats?: number;
+  readonly warmup?: number;
+}
+
+export interface WgslRunResult extends AttentionOutput {
+  readonly times: readonly number[];
+  readonly adapter: string;
+}
+
+export function cacheFolder(): string {
+  return process.env['DCAGEN_CACHE'] ?? join(packageRoot(), '.dcagen-cache');
+}
+
+/** Writes the kernel set under the cache, named by a hash of its contents (reused when unchanged). */
+export async function materialize(set: WgslKernelSet): Promise<string> {
+  const hash = createHash('sha256');
+  for (const f of set.files) hash.update(f.name).update(f.contents);
+  const dir = join(cacheFolder(), 'wgsl', `${set.name}-${hash.digest('hex').slice(0, 16)}`);
+  if (!existsSync(join(dir, set.launcher))) {
+    await mkdir(dir, { recursive: true });
+    // Write the launcher last: its presence marks a complete folder.
+    for (const f of [...set.files.filter((x) => x.name !== set.launcher), ...set.files.filter((x) => x.name === set.launcher)]) {
+      await writeFile(join(dir, f.name), f.contents);
+    }
+  }
+  return join(dir, set.launcher);
+}
+
+function encodeStorage(data: ArrayLike<number>, dtype: 'f32' | 'f16'): Uint8Array {
+  if (dtype === 'f32') return new Uint8Array(Float32Array.from(data).buffer);
+  const half = new Uint16Array(data.length);
+  for (let k = 0; k < data.length; k++) half[k] = toHalfBits(data[k]!);
+  return new Uint8Array(half.buffer);
+}
+
+function decodeStorage(bytes: Uint8Array, dtype: 'f32' | 'f16'): Float32Array {
+  const copy = bytes.slice();
+  if (dtype === 'f32') return new Float32Array(copy.buffer);
+  const half = new Uint16Array(copy.buffer);
+  return Float32Array.from(half, (h) => fromHalfBits(h));
+}
+
+export async function runWgslAttention(request: AttentionRequest, options: WgslRunOptions = {}): Promise<WgslRunResult> {
+  if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends; wgsl runs on a real WebGPU adapter');
+  if (request.dtype === 'bf16') throw new UsageError('the wgsl backend stores f32 or f16 (WGSL has no bfloat16); use --dtype f32 or f16');
+  const shape = attentionShape(request.q, request.k, request.v);
+  const dtype = request.dtype;
+  const config = wgslKernelConfig({
+    headDim: shape.headDim,
+    dtype,
+    ropeStyle: request.rope.style,
+    ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
+    preRotatedKeys: request.preRotatedKeys ?? false,
+  });
+  const set = emitWgsl(request.pattern, config, { variant: options.variant ?? 'fused' });
+  const launcher = await materialize(set);
+  const work = await mkdtemp(join(tmpdir(), 'dcagen-wgsl-'));
+  try {
+    const inputs = { q: join(work, 'q.bin'), k: join(work, 'k.bin'), v: join(work, 'v.bin') };
+    await Promise.all([
+      writeFile(inputs.q, encodeStorage(request.q.data, dtype)),
+      writeFile(inputs.k, encodeStorage(request.k.data, dtype)),
+      writeFile(inputs.v, encodeStorage(request.v.data, dtype)),
+    ]);
+    const outputs = { out: join(work, 'out.bin'), lse: join(work, 'lse.bin') };
+    const { adapter, result } = await runWebGpuJob<{ times: number[] }>({
+      module: join(packageRoot(), 'runtime', 'webgpu', 'attention-job.js'),
+      entry: 'runAttentionJob',
+      args: {
+        launcher,
+        options: { ropeTheta: request.rope.theta, ...(request.scale !== undefined ? { scale: request.scale } : {}), ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}) },
+        shape: { batch: shape.batch, queries: shape.queries, keys: shape.keys, queryHeads: shape.queryHeads, keyHeads: shape.keyHeads, headDim: shape.headDim },
+        inputs,
+        outputs,
+        repeats: options.repeats ?? 1,
+        warmup: options.warmup ?? 0,
+      },
+      ...(dtype === 'f16' ? { requiredFeatures: ['shader-f16'] } : {}),
+      readPaths: [work, join(launcher, '..')],
+      writePaths: [work],
+    });
+    const out = decodeStorage(await readFile(outputs.out), dtype);
+    const lse = decodeStorage(await readFile(outputs.lse), 'f32');
+    return {
+      out: { shape: [shape.batch, shape.queries, shape.queryHeads, shape.headDim], data: out },
+      lse: { shape: [shape.batch, shape.queryHeads, shape.queries], data: lse },
+      times: result.times,
+      adapter: adapter.description || adapter.device || adapter.vendor,
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
