@@ -5,12 +5,18 @@ import { DcagenError } from '../errors.js';
 import { explainCommand, explainHelp } from './commands/explain.js';
 import type { CommandIo } from './commands/io.js';
 import { runCommand, runHelp } from './commands/run.js';
+import { emitCommand, emitHelp } from './commands/emit.js';
+import { verifyCommand, verifyHelp } from './commands/verify.js';
+import { benchCommand, benchHelp } from './commands/bench.js';
 
 type Command = (argv: readonly string[], io: CommandIo) => Promise<number>;
 
 const commands: Record<string, { run: Command; usage: string; summary: string }> = {
   explain: { run: explainCommand, usage: explainHelp, summary: 'print the position matrix of a pattern (text, --json, --svg)' },
   run: { run: runCommand, usage: runHelp, summary: 'run attention on .npy inputs with a backend' },
+  emit: { run: emitCommand, usage: emitHelp, summary: 'write kernel source and launcher for a pattern' },
+  verify: { run: verifyCommand, usage: verifyHelp, summary: 'check a backend against the float64 reference on random cases' },
+  bench: { run: benchCommand, usage: benchHelp, summary: 'time fused DCA vs causal vs three-pass' },
 };
 
 /** Backends and commands added by later modules register here. */

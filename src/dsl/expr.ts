@@ -161,6 +161,7 @@ export function fold(e: Expr): Expr {
       if (e.op === '+' && right.kind === 'int' && right.value === 0) return left;
       if (e.op === '+' && left.kind === 'int' && left.value === 0) return right;
       if (e.op === '-' && right.kind === 'int' && right.value === 0) return left;
+      if (e.op === '-' && right.kind === 'int' && right.value < 0) return { ...e, op: '+', left, right: int(-right.value) };
       if (e.op === '*' && right.kind === 'int' && right.value === 1) return left;
       if (e.op === '*' && left.kind === 'int' && left.value === 1) return right;
       if (e.op === 'floordiv' && right.kind === 'int' && right.value === 1) return left;

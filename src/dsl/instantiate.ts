@@ -117,9 +117,9 @@ function compileWithParams(definition: PatternDefinition, params: Params): Compi
     if (when.kind === 'chunk') {
       const length = positiveInt(when.length(params), `${at(`region ${region.name}`)}: chunk length`);
       const chunkOfI = E.floorDiv(i, E.int(length));
-      const lastChunk = E.sub(chunkOfI, E.int(when.distance));
-      if (!when.orMore) keyFrom = E.mul(lastChunk, E.int(length));
-      keyTo = E.sub(E.mul(E.add(lastChunk, E.int(1)), E.int(length)), E.int(1));
+      // Keys of chunk ⌊i/L⌋ − d span [(⌊i/L⌋ − d)·L, (⌊i/L⌋ − d + 1)·L − 1].
+      if (!when.orMore) keyFrom = E.mul(E.sub(chunkOfI, E.int(when.distance)), E.int(length));
+      keyTo = E.sub(E.mul(E.sub(chunkOfI, E.int(when.distance - 1)), E.int(length)), E.int(1));
     } else if (when.kind === 'distance') {
       if (when.max !== undefined) keyFrom = E.sub(i, E.int(when.max(params)));
       if (when.min !== undefined) keyTo = E.sub(i, E.int(when.min(params)));

@@ -189,3 +189,27 @@ export function mergePartials(parts: readonly AttentionResult[]): AttentionResul
   }
   return { out: { shape: parts[0]!.out.shape, data: out }, lse: { shape: parts[0]!.lse.shape, data: lse } };
 }
+
+/**
+ * Keys rotated at the pattern's shared key position, as a KV cache that stores rotated keys holds
+ * them (vLLM stores DCA keys at j mod L). Inputs for kernels emitted with pre-rotated keys.
+ */
+export function preRotateKeys(k: Tensor, pattern: CompiledPattern, rope: RopeConfig): Tensor<Float64Array> {
+  const [batch, keys, heads, headDim] = k.shape as [number, number, number, number];
+  const rotaryDim = checkRotaryDim(headDim, rope.rotaryDim);
+  const invFreq = inverseFrequencies(rope.theta, rotaryDim);
+  const pairs = rotaryPairs(rope.style, rotaryDim);
+  const out = new Float64Array(k.data.length);
+  const row = new Float64Array(headDim);
+  for (let b = 0; b < batch; b++) {
+    for (let j = 0; j < keys; j++) {
+      const position = pattern.definition.keyPosition(j, pattern.params);
+      for (let h = 0; h < heads; h++) {
+        const at = ((b * keys + j) * heads + h) * headDim;
+        rotate(k.data, at, headDim, position, invFreq, pairs, row);
+        out.set(row, at);
+      }
+    }
+  }
+  return { shape: k.shape, data: out };
+}

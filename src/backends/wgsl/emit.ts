@@ -49,7 +49,7 @@ export function wgslKernelConfig(partial: Partial<KernelConfig> & Pick<KernelCon
 }
 
 export function kernelSetName(pattern: CompiledPattern, config: KernelConfig, variant: KernelVariant): string {
-  const params = Object.entries(pattern.definition.params).map(([name]) => `${name.replace(/[a-z]/g, '').toLowerCase() || name[0]}${pattern.params[name]}`);
+  const params = Object.keys(pattern.definition.params).map((name) => `${name[0]}${name.replace(/[a-z0-9]/g, '')}`.toLowerCase() + String(pattern.params[name]));
   const parts = [pattern.name, ...params, `d${config.headDim}`, config.dtype];
   if (config.ropeStyle === 'interleaved') parts.push('interleaved');
   if (config.rotaryDim !== undefined && config.rotaryDim !== config.headDim) parts.push(`r${config.rotaryDim}`);

@@ -1,0 +1,79 @@
+// `dcagen emit`: writes a backend's kernel source and launcher for a pattern into a folder.
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DcagenError, UsageError } from '../../errors.js';
+import { emitKernels, type KernelVariant } from '../../backends/index.js';
+import { writeFilesAtomic } from '../../io/atomic-write.js';
+import type { KernelDType } from '../../plan/kernel-plan.js';
+import { parseFlags, type FlagSpec } from '../args.js';
+import { attentionFlags, attentionSettings, compileSelectedPattern, patternParamFlags, patternSelectionFlags, selectPattern } from '../pattern-options.js';
+import type { CommandIo } from './io.js';
+
+const flags: Record<string, FlagSpec> = {
+  backend: { kind: 'string', choices: ['wgsl', 'cuda', 'metal'], description: 'kernel language' },
+  ...patternSelectionFlags,
+  ...attentionFlags,
+  'head-dim': { kind: 'int', description: 'head dimension D' },
+  dtype: { kind: 'string', choices: ['f32', 'f16', 'bf16'], description: 'storage precision (default f32)' },
+  variant: { kind: 'string', choices: ['fused', 'three-pass'], description: 'fused single pass (default) or the three-pass baseline' },
+  'pre-rotated-keys': { kind: 'boolean', description: 'keys arrive rotated at their key position (rotated KV cache)' },
+  'block-q': { kind: 'int', description: 'query rows per tile' },
+  'block-k': { kind: 'int', description: 'keys per K/V tile' },
+  'out-dir': { kind: 'string', description: 'output folder (also -o)' },
+  report: { kind: 'boolean', description: 'cuda: compile for sm_80 and sm_90 and print ptxas registers, shared memory, spills' },
+};
+
+export const emitHelp = 'dcagen emit --backend wgsl|cuda|metal --pattern P [params] --head-dim D --dtype f32|f16|bf16 -o DIR [--variant fused|three-pass]';
+
+/** Hooks a backend can add to emit (the CUDA --report). */
+export const emitReporters = new Map<string, (dir: string, files: readonly string[], io: CommandIo) => Promise<void>>();
+
+export async function emitCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  const args = argv.map((a) => (a === '-o' ? '--out-dir' : a));
+  const selection = await selectPattern(args);
+  const parsed = parseFlags(args, { ...flags, ...patternParamFlags(selection.definition) }, 'emit');
+  const pattern = compileSelectedPattern(selection, parsed);
+  const settings = attentionSettings(selection, parsed);
+  const backend = parsed.requireString('backend');
+  const outDir = parsed.requireString('out-dir');
+  const headDim = parsed.number('head-dim') ?? selection.hf?.headDim;
+  if (headDim === undefined) throw new UsageError('missing --head-dim');
+  const blockQ = parsed.number('block-q');
+  const blockK = parsed.number('block-k');
+  const command = ['dcagen emit', ...argv].join(' ');
+  let result;
+  try {
+    result = emitKernels(backend, {
+      pattern,
+      config: {
+        headDim,
+        dtype: (parsed.string('dtype') ?? 'f32') as KernelDType,
+        ropeStyle: settings.rope.style,
+        ...(settings.rope.rotaryDim !== undefined ? { rotaryDim: settings.rope.rotaryDim } : {}),
+        preRotatedKeys: parsed.boolean('pre-rotated-keys'),
+        ...(blockQ !== undefined ? { blockQ } : {}),
+        ...(blockK !== undefined ? { blockK } : {}),
+      },
+      variant: (parsed.string('variant') ?? 'fused') as KernelVariant,
+      command,
+    });
+  } catch (err) {
+    if (err instanceof DcagenError) throw new UsageError(err.message);
+    throw err;
+  }
+  try {
+    await mkdir(outDir, { recursive: true });
+  } catch (err) {
+    throw new UsageError(`cannot create ${outDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const paths = result.files.map((f) => join(outDir, f.name));
+  await writeFilesAtomic(result.files.map((f, k) => ({ path: paths[k]!, data: f.contents })));
+  for (const p of paths) io.stdout(p);
+  if (parsed.boolean('report')) {
+    const reporter = emitReporters.get(backend);
+    if (reporter === undefined) throw new UsageError(`--report is available for the cuda backend only`);
+    await reporter(outDir, paths, io);
+  }
+  return 0;
+}

@@ -1,0 +1,78 @@
+// `dcagen verify`: random configurations (edge cases first) run on a backend and compared with the
+// float64 reference; a progress bar, a summary table, exit 1 on any mismatch.
+
+import { backendNames, type BackendName } from '../../execute.js';
+import type { StorageDType } from '../../reference/precision.js';
+import { verifyCases } from '../../verify/cases.js';
+import { describeCase, verifyCase, type CaseResult } from '../../verify/verify.js';
+import { UsageError } from '../../errors.js';
+import { parseFlags, type FlagSpec } from '../args.js';
+import type { CommandIo } from './io.js';
+
+const flags: Record<string, FlagSpec> = {
+  backend: { kind: 'string', choices: backendNames, description: 'backend to check' },
+  cases: { kind: 'int', description: 'number of cases (default 20; the first 11 are fixed edge cases)' },
+  seed: { kind: 'int', description: 'random seed (default 1)' },
+  emulate: { kind: 'boolean', description: 'cuda/metal: run on the CPU emulation' },
+  dtype: { kind: 'string', choices: ['f32', 'f16', 'bf16'], description: 'only this storage precision' },
+  'max-keys': { kind: 'int', description: 'largest sequence length drawn (default 160)' },
+};
+
+export const verifyHelp = 'dcagen verify --backend wgsl|cuda|metal [--cases N] [--seed S] [--emulate] [--dtype D]';
+
+/** Storage precisions and head dims each backend supports, for drawing cases. */
+export const backendCapabilities: Record<BackendName, { dtypes: StorageDType[]; headDims: number[] }> = {
+  reference: { dtypes: ['f32', 'f16', 'bf16'], headDims: [16, 32, 64] },
+  wgsl: { dtypes: ['f32', 'f16'], headDims: [32, 64, 128] },
+  cuda: { dtypes: ['f32', 'bf16', 'f16'], headDims: [64, 128] },
+  metal: { dtypes: ['f32', 'f16'], headDims: [64, 128] },
+};
+
+function progressBar(done: number, total: number, failures: number): string {
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${failures > 0 ? `  ${failures} FAILED` : ''}`;
+}
+
+export function formatSummary(results: readonly CaseResult[]): string {
+  const rows = results.map((r, n) => [
+    String(n + 1),
+    r.ok ? 'ok' : 'FAIL',
+    r.failure !== undefined ? 'error' : r.outError.toExponential(2),
+    r.failure !== undefined ? '' : r.lseError.toExponential(2),
+    r.tolerance.toExponential(0),
+    `${(r.milliseconds / 1000).toFixed(1)}s`,
+    `${r.case.label}: ${describeCase(r.case)}${r.failure !== undefined ? ` — ${r.failure}` : ''}`,
+  ]);
+  const header = ['#', 'result', 'max|Δout|', 'max|Δlse|', 'tol', 'time', 'case'];
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  const line = (cells: string[]): string => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ');
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export async function verifyCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  const parsed = parseFlags(argv, flags, 'verify');
+  const backend = parsed.requireString('backend') as BackendName;
+  const count = parsed.number('cases') ?? 20;
+  if (count < 1) throw new UsageError('--cases must be at least 1');
+  const capabilities = backendCapabilities[backend];
+  const only = parsed.string('dtype') as StorageDType | undefined;
+  if (only !== undefined && !capabilities.dtypes.includes(only)) throw new UsageError(`backend ${backend} does not support --dtype ${only}`);
+  const cases = verifyCases(count, parsed.number('seed') ?? 1, {
+    dtypes: only !== undefined ? [only] : capabilities.dtypes,
+    headDims: capabilities.headDims,
+    maxKeys: parsed.number('max-keys') ?? 160,
+  });
+  const results: CaseResult[] = [];
+  for (const c of cases) {
+    if (io.interactive) process.stderr.write(`\r${progressBar(results.length, cases.length, results.filter((r) => !r.ok).length)} ${c.label.slice(0, 40).padEnd(40)}`);
+    const result = await verifyCase(backend, c, parsed.boolean('emulate'));
+    results.push(result);
+    if (!io.interactive) io.stderr(`${progressBar(results.length, cases.length, results.filter((r) => !r.ok).length)} ${result.ok ? 'ok  ' : 'FAIL'} ${c.label}`);
+  }
+  if (io.interactive) process.stderr.write(`\r${progressBar(results.length, cases.length, results.filter((r) => !r.ok).length)}${' '.repeat(42)}\n`);
+  io.stdout(formatSummary(results));
+  const failed = results.filter((r) => !r.ok).length;
+  io.stdout(`${results.length - failed} passed, ${failed} failed (backend ${backend}${parsed.boolean('emulate') ? ', emulated' : ''})`);
+  return failed === 0 ? 0 : 1;
+}
