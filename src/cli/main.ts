@@ -8,6 +8,7 @@ import { runCommand, runHelp } from './commands/run.js';
 import { emitCommand, emitHelp } from './commands/emit.js';
 import { verifyCommand, verifyHelp } from './commands/verify.js';
 import { benchCommand, benchHelp } from './commands/bench.js';
+import { generateCommand, generateHelp } from './commands/generate.js';
 
 type Command = (argv: readonly string[], io: CommandIo) => Promise<number>;
 
@@ -17,6 +18,7 @@ const commands: Record<string, { run: Command; usage: string; summary: string }>
   emit: { run: emitCommand, usage: emitHelp, summary: 'write kernel source and launcher for a pattern' },
   verify: { run: verifyCommand, usage: verifyHelp, summary: 'check a backend against the float64 reference on random cases' },
   bench: { run: benchCommand, usage: benchHelp, summary: 'time fused DCA vs causal vs three-pass' },
+  generate: { run: generateCommand, usage: generateHelp, summary: 'rewrite (or --check) the committed canonical kernels in generated/' },
 };
 
 /** Backends and commands added by later modules register here. */
