@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
+import { ts } from 'ts-morph';
 import { UsageError } from '../errors.js';
 import type { PatternDefinition } from './pattern.js';
 import { registerFunctionSource } from './source-registry.js';

@@ -1,0 +1,22 @@
+// The library API (the package root, `import … from 'dcagen'`): the pattern DSL, the built-in
+// patterns, the float64 reference, tensor files and the position matrix. Pattern files import
+// `definePattern` and the condition builders from here.
+
+export * from './errors.js';
+export * from './dsl/pattern.js';
+export { compilePattern, resolveParams, owningRegion, conditionHolds, maskAllows } from './dsl/instantiate.js';
+export type { CompiledPattern, CompiledRegion, CompiledMask } from './dsl/instantiate.js';
+export { checkPattern, checkLength, type CheckProblem } from './dsl/check.js';
+export { loadPatternFile } from './dsl/load-file.js';
+export * as expr from './dsl/expr.js';
+export type { Expr } from './dsl/expr.js';
+export { builtinPattern, builtinPatterns, causal, dca, dcaPaper, rerope, selfExtend, slidingWindow } from './patterns/index.js';
+export { referenceAttention, mergePartials, attentionShape, qwenTemperature, logitScale } from './reference/attention.js';
+export type { AttentionOptions, AttentionResult, AttentionShape } from './reference/attention.js';
+export type { RopeConfig, RopeStyle } from './reference/rope.js';
+export { roundBf16, roundF16, roundTo, type StorageDType } from './reference/precision.js';
+export { readNpy, writeNpy, encodeNpy, decodeNpy } from './io/npy.js';
+export { readHfConfig, type HfSettings } from './io/hf-config.js';
+export { tensor, elementCount, type Tensor } from './io/tensor.js';
+export { positionMatrix, formatPositionMatrix, positionMatrixSvg, type PositionMatrix } from './explain/position-matrix.js';
+export { runAttention, backendNames, type BackendName } from './execute.js';
