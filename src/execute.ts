@@ -39,6 +39,7 @@ export type BackendRunner = (request: AttentionRequest) => Promise<AttentionOutp
 const runners = new Map<BackendName, () => Promise<BackendRunner>>([
   ['reference', async () => runReference],
   ['wgsl', async () => (await import('./backends/wgsl/runner.js')).runWgslAttention],
+  ['cuda', async () => (await import('./backends/cuda/runner.js')).runCudaAttention],
 ]);
 
 /** Backends register their runner here (lazily imported so the CLI starts fast). */

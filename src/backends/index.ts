@@ -4,6 +4,7 @@
 import { UsageError } from '../errors.js';
 import type { CompiledPattern } from '../dsl/instantiate.js';
 import type { KernelConfig } from '../plan/kernel-plan.js';
+import { emitCuda, cudaKernelConfig } from './cuda/emit.js';
 import { emitWgsl, wgslKernelConfig, type EmittedFile, type KernelVariant } from './wgsl/emit.js';
 
 export type { EmittedFile, KernelVariant };
@@ -44,3 +45,8 @@ export function emitKernels(backend: string, request: EmitRequest): EmitResult {
 export function emitterNames(): string[] {
   return [...emitters.keys()];
 }
+
+registerEmitter('cuda', (r) => {
+  const set = emitCuda(r.pattern, cudaKernelConfig(r.config), { variant: r.variant, command: r.command });
+  return { name: set.name, files: set.files };
+});

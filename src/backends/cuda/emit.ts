@@ -1,0 +1,57 @@
+// Emits a CUDA kernel set: the self-contained .cu, its C header, and a PyTorch module that builds
+// it with torch.utils.cpp_extension.
+
+import type { CompiledPattern } from '../../dsl/instantiate.js';
+import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
+import { KernelError } from '../../errors.js';
+import type { EmittedFile, KernelVariant } from '../wgsl/emit.js';
+import { kernelSetName } from '../wgsl/emit.js';
+import { renderCudaHeader, renderCudaSource } from './render.js';
+import { renderTorchModule } from './torch.js';
+
+export interface CudaKernelSet {
+  readonly name: string;
+  readonly prefix: string;
+  readonly plan: KernelPlan;
+  readonly files: readonly EmittedFile[];
+  readonly source: string;
+  readonly header: string;
+}
+
+export function cudaKernelConfig(partial: Partial<KernelConfig> & Pick<KernelConfig, 'headDim' | 'dtype'>): KernelConfig {
+  const tensorCores = partial.dtype !== 'f32';
+  const blockK = tensorCores ? (partial.headDim > 128 ? 32 : 64) : (partial.headDim > 128 ? 16 : 32);
+  return { ropeStyle: 'half', blockQ: tensorCores ? 64 : 32, blockK, preRotatedKeys: false, ...partial };
+}
+
+export function emitCuda(pattern: CompiledPattern, config: KernelConfig, options: { variant?: KernelVariant; command?: string } = {}): CudaKernelSet {
+  const variant = options.variant ?? 'fused';
+  if (config.dtype !== 'f32' && (config.headDim % 16 !== 0 || config.headDim < 32 || config.headDim > 128)) {
+    throw new KernelError(`the tensor-core CUDA kernel takes head dims 32, 48, …, 128 (multiples of 16), got ${config.headDim}`);
+  }
+  if (config.dtype === 'f32' && config.headDim > 128) {
+    throw new KernelError(`the SIMT f32 CUDA kernel takes head dims up to 128, got ${config.headDim}`);
+  }
+  if (config.dtype !== 'f32' && (config.blockQ !== 64 || config.blockK % 16 !== 0)) {
+    throw new KernelError('the tensor-core CUDA kernel uses 64 query rows per block and key tiles of a multiple of 16');
+  }
+  const plan = planKernel(pattern, config);
+  const name = kernelSetName(pattern, config, variant);
+  const prefix = `dcagen_${name.replace(/[^A-Za-z0-9]/g, '_')}`;
+  const fileName = `${name}.cu`;
+  const headerName = `${name}.h`;
+  const command = options.command ?? `dcagen emit --backend cuda --pattern ${pattern.name} …`;
+  const title = `${name}: ${variant === 'fused' ? 'fused' : 'three-pass'} ${pattern.name} flash attention for CUDA`;
+  const renderOptions = { title, command, fileName, headerName, prefix, variant };
+  const source = renderCudaSource(plan, renderOptions);
+  const header = renderCudaHeader(renderOptions);
+  const torch = renderTorchModule(plan, { name, prefix, fileName, headerName, command, variant });
+  return {
+    name,
+    prefix,
+    plan,
+    source,
+    header,
+    files: [{ name: fileName, contents: source }, { name: headerName, contents: header }, { name: `${name.replace(/-/g, '_')}.py`, contents: torch }],
+  };
+}

@@ -1,0 +1,183 @@
+// The CUDA renderer: the kernel plan rendered into one self-contained .cu (plus its C header)
+// through templates/cuda. 16-bit storage gets the tensor-core skeleton (mma.sync, ldmatrix,
+// cp.async); f32 gets the SIMT skeleton. Regions become small structs of static functions that
+// the fixed skeleton calls, FlexAttention-style; all region logic comes from the plan.
+
+import type { IndexVariable } from '../../dsl/expr.js';
+import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
+import { cFamily, renderExpr, type RenderNames } from '../expr-render.js';
+import { renderTemplate } from '../template.js';
+
+const VARIABLES: Record<IndexVariable, string> = { i: 'i', j: 'j', rowFirst: 'row_first', rowLast: 'row_last', keyTile: 'key_tile' };
+
+export function cNames(plan: KernelPlan): RenderNames {
+  const byParam = new Map(Object.keys(plan.pattern.params).map((p, k) => [p, plan.constants[k]!.name]));
+  return {
+    variable: (v) => VARIABLES[v],
+    param: (p) => {
+      const name = byParam.get(p);
+      if (name === undefined) throw new Error(`no constant for parameter ${p}`);
+      return name;
+    },
+  };
+}
+
+/** Renders an expression in C syntax (shared with the Metal renderer). */
+export function cExpr(plan: KernelPlan, e: Parameters<typeof renderExpr>[0]): string {
+  return renderExpr(e, cFamily, cNames(plan));
+}
+
+/** One struct per region: the functions the skeleton calls. `qualifier` is `__device__` or Metal's empty. */
+export function regionStruct(plan: KernelPlan, r: RegionPlan, qualifier: string): string {
+  const fn = (ret: string, name: string, args: string, body: string): string => `  ${qualifier}${qualifier ? ' ' : ''}static ${ret} ${name}(${args}) { return ${body}; }`;
+  return [
+    `// Region ${r.name}: ${r.summary}.`,
+    `struct Region_${r.ident} {`,
+    fn('int', 'query_position', 'int i', cExpr(plan, r.queryPosition)),
+    fn('int', 'key_position', 'int j', cExpr(plan, r.keyPosition)),
+    `  // First and last key a query tile [row_first, row_last] visits in this region.`,
+    fn('int', 'key_begin', 'int row_first', cExpr(plan, r.tileKeyBegin)),
+    fn('int', 'key_end', 'int row_last', cExpr(plan, r.tileKeyEnd)),
+    `  // True when key tile [key_tile, key_tile + BLOCK_K) lies inside the region for every row: no element mask.`,
+    fn('bool', 'unmasked', 'int row_first, int row_last, int key_tile', cExpr(plan, r.tileUnmasked)),
+    fn('bool', 'visible', 'int i, int j', cExpr(plan, r.elementVisible)),
+    '};',
+  ].join('\n');
+}
+
+/** Rotation partner, frequency and sign of dimension d, and the first dimension of a pair. */
+export function cRopeLayout(plan: KernelPlan, qualifier: string): string {
+  const q = qualifier ? `${qualifier} ` : '';
+  if (plan.rope.style === 'half') {
+    return [
+      `${q}inline int rope_pair(int d) { return d % ROPE_PAIRS; }`,
+      `${q}inline int rope_partner(int d) { return d < ROPE_PAIRS ? d + ROPE_PAIRS : d - ROPE_PAIRS; }`,
+      `${q}inline float rope_sign(int d) { return d < ROPE_PAIRS ? -1.f : 1.f; }`,
+      `${q}inline int rope_first(int pair) { return pair; }`,
+    ].join('\n');
+  }
+  return [
+    `${q}inline int rope_pair(int d) { return d / 2; }`,
+    `${q}inline int rope_partner(int d) { return d ^ 1; }`,
+    `${q}inline float rope_sign(int d) { return (d & 1) == 0 ? -1.f : 1.f; }`,
+    `${q}inline int rope_first(int pair) { return 2 * pair; }`,
+  ].join('\n');
+}
+
+export function patternConstants(plan: KernelPlan, declare: (name: string) => string): string {
+  if (plan.constants.length === 0) return '// (none)';
+  return plan.constants.map((k) => `${declare(k.name)} = ${k.value};  // ${k.doc}`).join('\n');
+}
+
+export interface CudaKernelSetOptions {
+  readonly title: string;
+  readonly command: string;
+  readonly fileName: string;
+  readonly headerName: string;
+  /** C identifier prefix of the exported functions, also the namespace. */
+  readonly prefix: string;
+  readonly variant: 'fused' | 'three-pass';
+}
+
+/** Whether this plan uses tensor cores (16-bit storage) or the SIMT f32 skeleton. */
+export function usesTensorCores(plan: KernelPlan): boolean {
+  return plan.config.dtype !== 'f32';
+}
+
+export function cudaThreads(plan: KernelPlan): number {
+  return usesTensorCores(plan) ? 128 : plan.config.blockQ * 4;
+}
+
+export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions): string {
+  const c = plan.config;
+  const mma = usesTensorCores(plan);
+  const storageType = c.dtype === 'bf16' ? '__nv_bfloat16' : c.dtype === 'f16' ? '__half' : 'float';
+  const regionList = plan.regions.map((r) => `Region_${r.ident}`);
+  const skeleton = mma
+    ? renderTemplate('cuda', 'skeleton_mma.cu', {
+      mmaEmulation: c.dtype === 'bf16' ? 'mma_m16n8k16_f32_bf16' : 'mma_m16n8k16_f32_f16',
+      mmaType: c.dtype === 'bf16' ? 'bf16' : 'f16',
+      packTwo: c.dtype === 'bf16'
+        ? '__nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);\n  return *reinterpret_cast<uint32_t*>(&v);'
+        : '__half2 v = __floats2half2_rn(lo, hi);\n  return *reinterpret_cast<uint32_t*>(&v);',
+      rotateKeys: c.preRotatedKeys
+        ? '    // Keys arrive pre-rotated at their key position: no rotation.'
+        : '    rotate_keys<Region>(k_tile, rope, key_tile, tid);\n    __syncthreads();  // rotated keys visible to every warp',
+    })
+    : renderTemplate('cuda', 'skeleton_simt.cu', {
+      rotateKey: c.preRotatedKeys
+        ? '        // Keys arrive pre-rotated at their key position.'
+        : '        if (d < ROTARY_DIM) {\n          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));\n          k_value = k_value * cs.x + rope_sign(d) * k_row[rope_partner(d)] * cs.y;\n        }',
+    });
+  const merge = options.variant === 'three-pass' ? `\n${renderTemplate('cuda', 'merge.cu', {})}` : '';
+  const setAttr = (k: string): string => `  cudaFuncSetAttribute(${k}, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);`;
+  let launchBody: string;
+  if (options.variant === 'fused') {
+    launchBody = [
+      `  // One fused pass over the regions, in the plan's visit order.`,
+      `  void (*kernel)(const AttentionParams) = attention_kernel<0, false, ${regionList.join(', ')}>;`,
+      setAttr('kernel'),
+      `  DCAGEN_LAUNCH(kernel, grid, dim3(THREADS), smem_bytes, stream)(p);`,
+    ].join('\n');
+  } else {
+    const lines = [
+      `  // Three-pass baseline: one kernel per region writing f32 partials, then the LSE merge.`,
+      `  if (p.partial_out == nullptr) return (int)cudaErrorInvalidValue;`,
+      `  AttentionParams q = p;`,
+      `  q.partial_lse = (float*)p.partial_out + (long long)${plan.regions.length} * p.batch * p.queries * p.query_heads * HEAD_DIM;`,
+    ];
+    regionList.forEach((region, slot) => {
+      lines.push(`  {`, `    void (*kernel)(const AttentionParams) = attention_kernel<${slot}, true, ${region}>;`, `  ${setAttr('kernel')}`, `    DCAGEN_LAUNCH(kernel, grid, dim3(THREADS), smem_bytes, stream)(q);`, `  }`);
+    });
+    lines.push(`  const long long rows = (long long)p.batch * p.queries * p.query_heads;`);
+    lines.push(`  DCAGEN_LAUNCH(merge_kernel<${plan.regions.length}>, dim3((unsigned)((rows + 127) / 128)), dim3(128), 0, stream)(q);`);
+    launchBody = lines.join('\n');
+  }
+  const launchers = renderTemplate('cuda', 'launchers.cu', {
+    prefix: options.prefix,
+    namespace: options.prefix,
+    maxPosition: plan.rope.positionLimit !== undefined ? `(void)keys, ${plan.rope.positionLimit}` : 'keys - 1',
+    ropeFineBits: plan.rope.fineBits,
+    ropePairs: plan.rope.pairs,
+    rotaryDim: plan.rope.rotaryDim,
+    headDim: c.headDim,
+    workspaceFloats: options.variant === 'three-pass' ? `(long long)${plan.regions.length * (c.headDim + 1)}` : '0ll',
+    smemType: mma ? 'storage_t' : 'float',
+    launchBody,
+  });
+  return renderTemplate('cuda', 'kernels.cu', {
+    title: options.title,
+    patternName: plan.pattern.name,
+    command: options.command,
+    fileName: options.fileName,
+    headerName: options.headerName,
+    prefix: options.prefix,
+    namespace: options.prefix,
+    pathSummary: mma
+      ? `Tensor-core path: mma.sync m16n8k16 ${c.dtype} with f32 accumulation, ldmatrix, cp.async double buffering.`
+      : 'SIMT f32 path (FP32 FMA, no tensor cores): for checking and for GPUs without 16-bit tensor cores.',
+    headDim: c.headDim,
+    rotaryDim: plan.rope.rotaryDim,
+    ropePairs: plan.rope.pairs,
+    ropeFineBits: plan.rope.fineBits,
+    blockQ: c.blockQ,
+    blockK: c.blockK,
+    threads: cudaThreads(plan),
+    patternConstants: patternConstants(plan, (name) => `[[maybe_unused]] constexpr int ${name}`),
+    storageType,
+    ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
+    ropeLayout: cRopeLayout(plan, '__device__ __forceinline__').replace(/__forceinline__ inline/g, '__forceinline__'),
+    regions: [`using AttentionParams = dcagen_attention_params;`, '', ...plan.regions.map((r) => regionStruct(plan, r, '__device__'))].join('\n\n'),
+    skeleton: skeleton + merge,
+    launchers,
+  });
+}
+
+export function renderCudaHeader(options: CudaKernelSetOptions): string {
+  return renderTemplate('cuda', 'header.h', {
+    title: options.title,
+    fileName: options.fileName,
+    prefix: options.prefix,
+    guard: `${options.prefix.toUpperCase()}_H`,
+  });
+}

@@ -1,0 +1,136 @@
+// The `cuda` backend at run time: emits the kernel set, compiles it with the harness (cached by
+// content hash), runs it, and reads the results back. Natively that is nvcc and a GPU; with
+// `--emulate` the same .cu is compiled by the host C++ compiler with runtime/emulation's CUDA
+// header and runs on CPU threads.
+
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { KernelError, UnavailableError, UsageError } from '../../errors.js';
+import type { AttentionOutput, AttentionRequest } from '../../execute.js';
+import { attentionShape } from '../../reference/attention.js';
+import { fromHalfBits, toHalfBits } from '../../reference/precision.js';
+import { packageRoot } from '../template.js';
+import { cacheFolder } from '../wgsl/runner.js';
+import type { KernelVariant } from '../wgsl/emit.js';
+import { cudaKernelConfig, emitCuda, type CudaKernelSet } from './emit.js';
+
+export interface CudaRunOptions {
+  readonly variant?: KernelVariant;
+  readonly repeats?: number;
+}
+
+export interface CudaRunResult extends AttentionOutput {
+  readonly times: readonly number[];
+}
+
+/** Whether this machine can run CUDA natively (an NVIDIA driver is present). */
+export async function nativeCudaAvailable(): Promise<boolean> {
+  if (!existsSync('/dev/nvidiactl') && !existsSync('/dev/nvidia0')) return false;
+  const smi = await execa('nvidia-smi', ['-L'], { reject: false });
+  return smi.exitCode === 0;
+}
+
+/** Compiles (or reuses) the harness binary for a kernel set. */
+export async function buildHarness(set: CudaKernelSet, emulate: boolean): Promise<string> {
+  const root = packageRoot();
+  const harness = join(root, 'runtime', 'cuda', 'harness.cu');
+  const emulation = join(root, 'runtime', 'emulation', 'cuda_emulation.hpp');
+  const hash = createHash('sha256').update(set.source).update(set.header).update(await readFile(harness));
+  if (emulate) hash.update(await readFile(emulation)).update(await readFile(join(root, 'runtime', 'emulation', 'emu_core.hpp')));
+  const dir = join(cacheFolder(), 'cuda', `${set.name}-${emulate ? 'emu' : 'native'}-${hash.digest('hex').slice(0, 16)}`);
+  const binary = join(dir, 'harness');
+  if (existsSync(binary)) return binary;
+  await mkdir(dir, { recursive: true });
+  const cu = join(dir, `${set.name}.cu`);
+  await writeFile(cu, set.source);
+  await writeFile(join(dir, `${set.name}.h`), set.header);
+  const defines = [`-DDCAGEN_HEADER=${set.name}.h`, `-DDCAGEN_PREFIX=${set.prefix}`, `-I${dir}`];
+  const partial = `${binary}.${process.pid}.partial`;
+  const compile = emulate
+    ? await execa(process.env['CXX'] ?? 'g++', ['-std=c++17', '-O2', '-fno-strict-aliasing', '-DDCAGEN_EMULATE', '-include', emulation, ...defines, '-x', 'c++', cu, '-x', 'c++', harness, '-o', partial, '-lpthread'], { reject: false, all: true })
+    : await execa('nvcc', ['-O3', '-std=c++17', '-arch=native', ...defines, cu, harness, '-o', partial], { reject: false, all: true });
+  if (compile.exitCode !== 0) {
+    await rm(partial, { force: true });
+    if ((compile as { code?: string }).code === 'ENOENT') throw new UnavailableError(emulate ? 'no C++ compiler (g++) found for --emulate' : 'nvcc not found');
+    const first = (compile.all ?? '').split('\n').find((l) => /error/.test(l)) ?? (compile.all ?? '').split('\n')[0];
+    throw new KernelError(`compiling ${set.name} ${emulate ? 'for the CPU emulation' : 'with nvcc'} failed: ${first}`);
+  }
+  await rename(partial, binary);
+  return binary;
+}
+
+function encode(data: ArrayLike<number>, dtype: 'f32' | 'f16' | 'bf16'): Uint8Array {
+  if (dtype === 'f32') return new Uint8Array(Float32Array.from(data).buffer);
+  const out = new Uint16Array(data.length);
+  if (dtype === 'f16') for (let k = 0; k < data.length; k++) out[k] = toHalfBits(data[k]!);
+  else {
+    const f = new Float32Array(1);
+    const u = new Uint32Array(f.buffer);
+    for (let k = 0; k < data.length; k++) {
+      f[0] = data[k]!;
+      const bits = u[0]!;
+      out[k] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+    }
+  }
+  return new Uint8Array(out.buffer);
+}
+
+function decode(bytes: Uint8Array, dtype: 'f32' | 'f16' | 'bf16'): Float32Array {
+  const copy = bytes.slice();
+  if (dtype === 'f32') return new Float32Array(copy.buffer);
+  const half = new Uint16Array(copy.buffer);
+  if (dtype === 'f16') return Float32Array.from(half, (h) => fromHalfBits(h));
+  const words = Uint32Array.from(half, (h) => h << 16);
+  return new Float32Array(words.buffer);
+}
+
+export async function runCudaAttention(request: AttentionRequest, options: CudaRunOptions = {}): Promise<CudaRunResult> {
+  const emulate = request.emulate ?? false;
+  if (!emulate && !(await nativeCudaAvailable())) {
+    throw new UnavailableError('no NVIDIA GPU or driver on this machine; run the same kernel on the CPU emulation with --emulate');
+  }
+  const shape = attentionShape(request.q, request.k, request.v);
+  const config = cudaKernelConfig({
+    headDim: shape.headDim,
+    dtype: request.dtype,
+    ropeStyle: request.rope.style,
+    ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
+    preRotatedKeys: request.preRotatedKeys ?? false,
+  });
+  let set: CudaKernelSet;
+  try {
+    set = emitCuda(request.pattern, config, { variant: options.variant ?? 'fused' });
+  } catch (err) {
+    if (err instanceof KernelError) throw new UsageError(err.message);
+    throw err;
+  }
+  const binary = await buildHarness(set, emulate);
+  const work = await mkdtemp(join(tmpdir(), 'dcagen-cuda-'));
+  try {
+    const files = ['q', 'k', 'v', 'out', 'lse'].map((n) => join(work, `${n}.bin`));
+    await writeFile(files[0]!, encode(request.q.data, request.dtype));
+    await writeFile(files[1]!, encode(request.k.data, request.dtype));
+    await writeFile(files[2]!, encode(request.v.data, request.dtype));
+    const elementBytes = request.dtype === 'f32' ? 4 : 2;
+    const args = [...files, shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads, shape.headDim, elementBytes,
+      request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1].map(String);
+    const run = await execa(binary, args, { reject: false, all: true, env: { DCAGEN_EMU_SCHEDULE: process.env['DCAGEN_EMU_SCHEDULE'] ?? 'reverse' } });
+    if (run.exitCode === 3) throw new UnavailableError('no usable CUDA device; run the same kernel on the CPU emulation with --emulate');
+    if (run.exitCode !== 0) {
+      const lines = (run.all ?? '').split('\n').filter((l) => l.trim().length > 0);
+      throw new KernelError(`${set.name}${emulate ? ' (emulated)' : ''} failed: ${lines.slice(-3).join(' | ') || `exit ${run.exitCode}`}`);
+    }
+    const times = (run.stdout ?? '').split('\n').filter((l) => l.startsWith('time_ms ')).map((l) => Number(l.slice(8)));
+    return {
+      out: { shape: [shape.batch, shape.queries, shape.queryHeads, shape.headDim], data: decode(await readFile(files[3]!), request.dtype) },
+      lse: { shape: [shape.batch, shape.queryHeads, shape.queries], data: decode(await readFile(files[4]!), 'f32') },
+      times,
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
