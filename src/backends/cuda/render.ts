@@ -88,6 +88,12 @@ export function cudaThreads(plan: KernelPlan): number {
   return usesTensorCores(plan) ? 128 : plan.config.blockQ * 4;
 }
 
+/** Dynamic shared memory a block of the kernel uses, in bytes. */
+export function cudaSharedMemoryBytes(plan: KernelPlan): number {
+  const { blockQ, blockK, headDim } = plan.config;
+  return usesTensorCores(plan) ? (2 * blockQ * headDim + 4 * blockK * headDim) * 2 : 2 * blockK * headDim * 4;
+}
+
 export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions): string {
   const c = plan.config;
   const mma = usesTensorCores(plan);

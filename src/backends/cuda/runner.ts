@@ -51,7 +51,7 @@ export async function buildHarness(set: CudaKernelSet, emulate: boolean): Promis
   const defines = [`-DDCAGEN_HEADER=${set.name}.h`, `-DDCAGEN_PREFIX=${set.prefix}`, `-I${dir}`];
   const partial = `${binary}.${process.pid}.partial`;
   const compile = emulate
-    ? await execa(process.env['CXX'] ?? 'g++', ['-std=c++17', '-O2', '-fno-strict-aliasing', '-DDCAGEN_EMULATE', '-include', emulation, ...defines, '-x', 'c++', cu, '-x', 'c++', harness, '-o', partial, '-lpthread'], { reject: false, all: true })
+    ? await execa(process.env['CXX'] ?? 'g++', ['-std=c++17', '-O2', '-fno-strict-aliasing', '-fstack-clash-protection', '-DDCAGEN_EMULATE', '-include', emulation, ...defines, '-x', 'c++', cu, '-x', 'c++', harness, '-o', partial, '-lpthread'], { reject: false, all: true })
     : await execa('nvcc', ['-O3', '-std=c++17', '-arch=native', ...defines, cu, harness, '-o', partial], { reject: false, all: true });
   if (compile.exitCode !== 0) {
     await rm(partial, { force: true });
@@ -118,7 +118,7 @@ export async function runCudaAttention(request: AttentionRequest, options: CudaR
     const elementBytes = request.dtype === 'f32' ? 4 : 2;
     const args = [...files, shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads, shape.headDim, elementBytes,
       request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1].map(String);
-    const run = await execa(binary, args, { reject: false, all: true, env: { DCAGEN_EMU_SCHEDULE: process.env['DCAGEN_EMU_SCHEDULE'] ?? 'reverse' } });
+    const run = await execa(binary, args, { reject: false, all: true });
     if (run.exitCode === 3) throw new UnavailableError('no usable CUDA device; run the same kernel on the CPU emulation with --emulate');
     if (run.exitCode !== 0) {
       const lines = (run.all ?? '').split('\n').filter((l) => l.trim().length > 0);

@@ -26,9 +26,6 @@ const flags: Record<string, FlagSpec> = {
 
 export const emitHelp = 'dcagen emit --backend wgsl|cuda|metal --pattern P [params] --head-dim D --dtype f32|f16|bf16 -o DIR [--variant fused|three-pass]';
 
-/** Hooks a backend can add to emit (the CUDA --report). */
-export const emitReporters = new Map<string, (dir: string, files: readonly string[], io: CommandIo) => Promise<void>>();
-
 export async function emitCommand(argv: readonly string[], io: CommandIo): Promise<number> {
   const args = argv.map((a) => (a === '-o' ? '--out-dir' : a));
   const selection = await selectPattern(args);
@@ -71,9 +68,14 @@ export async function emitCommand(argv: readonly string[], io: CommandIo): Promi
   await writeFilesAtomic(result.files.map((f, k) => ({ path: paths[k]!, data: f.contents })));
   for (const p of paths) io.stdout(p);
   if (parsed.boolean('report')) {
-    const reporter = emitReporters.get(backend);
-    if (reporter === undefined) throw new UsageError(`--report is available for the cuda backend only`);
-    await reporter(outDir, paths, io);
+    if (backend !== 'cuda') throw new UsageError('--report is available for the cuda backend only');
+    const { ptxasReport, formatReport } = await import('../../backends/cuda/report.js');
+    const { cudaSharedMemoryBytes } = await import('../../backends/cuda/render.js');
+    const { planKernel } = await import('../../plan/kernel-plan.js');
+    const { cudaKernelConfig } = await import('../../backends/cuda/emit.js');
+    const cu = paths.find((p) => p.endsWith('.cu'))!;
+    const plan = planKernel(pattern, cudaKernelConfig({ headDim, dtype: (parsed.string('dtype') ?? 'f32') as KernelDType, ropeStyle: settings.rope.style }));
+    io.stdout(formatReport(await ptxasReport(cu, outDir), cudaSharedMemoryBytes(plan)));
   }
   return 0;
 }
