@@ -397,6 +397,7 @@ const badCases: BadCase[] = [
   { name: 'unwritable --lse path (out must not be left behind)', spawn: true, args: (f) => runArgs({ ...f, lse: join(f.dir, 'no-such-folder', 'lse.npy') }), message: /^dcagen run: cannot write .*no-such-folder\/lse\.npy: its folder does not exist$/ },
   { name: 'output path is a directory', spawn: true, args: async (f) => { await mkdir(join(f.dir, 'outdir')); return runArgs({ ...f, out: join(f.dir, 'outdir') }); }, message: /^dcagen run: cannot write .*outdir: it is a directory$/ },
   { name: 'rotary dim larger than the head dim', args: (f) => [...runArgs(f), '--rotary-dim', '10'], message: /^dcagen run: --rotary-dim: rotary dim must be an even integer in \[2, 8\], got 10$/ },
+  { name: 'head dim differs from --hf-config', args: (f) => runArgs(f, ['--hf-config', QWEN_CONFIG]), message: /^dcagen run: q has head dim 8 but --hf-config says 128$/ },
   { name: 'unknown --dtype', args: (f) => [...runArgs(f), '--dtype', 'f64'], message: /^dcagen run: --dtype must be one of f32, f16, bf16, got "f64"$/ },
   { name: 'flag without a value', args: (f) => [...runArgs(f), '--rope-theta'], message: /^dcagen run: --rope-theta needs a value$/ },
   { name: 'missing --hf-config file', args: (f) => runArgs(f, ['--hf-config', join(f.dir, 'config.json')]), message: /^dcagen run: --hf-config .*config\.json: no such file$/ },

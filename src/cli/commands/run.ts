@@ -1,7 +1,7 @@
 // `dcagen run`: reads q, k, v from .npy, runs attention on a backend, writes the output (and LSE)
 // as float32 .npy. Outputs are written together and atomically: on any error nothing is left.
 
-import { UsageError } from '../../errors.js';
+import { ShapeError, UsageError } from '../../errors.js';
 import { backendNames, runAttention, type BackendName } from '../../execute.js';
 import { writeFilesAtomic } from '../../io/atomic-write.js';
 import { encodeNpy, readNpy } from '../../io/npy.js';
@@ -38,6 +38,10 @@ export async function runCommand(argv: readonly string[], io: CommandIo): Promis
   if (lsePath !== undefined && lsePath === outPath) throw new UsageError('--out and --lse must be different files');
   const [q, k, v] = await Promise.all([readNpy(parsed.requireString('q'), 4), readNpy(parsed.requireString('k'), 4), readNpy(parsed.requireString('v'), 4)]);
   const shape = attentionShape(q, k, v);
+  const configHeadDim = selection.hf?.headDim;
+  if (configHeadDim !== undefined && configHeadDim !== shape.headDim) {
+    throw new ShapeError(`q has head dim ${shape.headDim} but --hf-config says ${configHeadDim}`);
+  }
   try {
     checkRotaryDim(shape.headDim, settings.rope.rotaryDim);
   } catch (err) {
