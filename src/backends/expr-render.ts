@@ -3,6 +3,7 @@
 // division), like tinygrad's renderers.
 
 import type { Expr, IndexVariable } from '../dsl/expr.js';
+import type { KernelPlan } from '../plan/kernel-plan.js';
 
 export interface ExprLanguage {
   /** An integer literal in the kernel's signed 32-bit type. */
@@ -75,3 +76,19 @@ export const cFamily: ExprLanguage = {
   mod: (a, b) => `${a} % ${b}`,
   select: (c, t, f) => `(${c} ? ${t} : ${f})`,
 };
+
+/** The names every kernel language gives the index variables of the plan's expressions. */
+const PLAN_VARIABLES: Record<IndexVariable, string> = { i: 'i', j: 'j', rowFirst: 'row_first', rowLast: 'row_last', keyTile: 'key_tile' };
+
+/** Variables by their kernel names, parameters by the plan's named constants. */
+export function planNames(plan: KernelPlan): RenderNames {
+  const byParam = new Map(Object.keys(plan.pattern.params).map((p, k) => [p, plan.constants[k]!.name]));
+  return {
+    variable: (v) => PLAN_VARIABLES[v],
+    param: (p) => {
+      const name = byParam.get(p);
+      if (name === undefined) throw new Error(`no constant for parameter ${p}`);
+      return name;
+    },
+  };
+}

@@ -3,28 +3,13 @@
 // cp.async); f32 gets the SIMT skeleton. Regions become small structs of static functions that
 // the fixed skeleton calls, FlexAttention-style; all region logic comes from the plan.
 
-import type { IndexVariable } from '../../dsl/expr.js';
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
-import { cFamily, renderExpr, type RenderNames } from '../expr-render.js';
+import { cFamily, planNames, renderExpr } from '../expr-render.js';
 import { renderTemplate } from '../template.js';
-
-const VARIABLES: Record<IndexVariable, string> = { i: 'i', j: 'j', rowFirst: 'row_first', rowLast: 'row_last', keyTile: 'key_tile' };
-
-export function cNames(plan: KernelPlan): RenderNames {
-  const byParam = new Map(Object.keys(plan.pattern.params).map((p, k) => [p, plan.constants[k]!.name]));
-  return {
-    variable: (v) => VARIABLES[v],
-    param: (p) => {
-      const name = byParam.get(p);
-      if (name === undefined) throw new Error(`no constant for parameter ${p}`);
-      return name;
-    },
-  };
-}
 
 /** Renders an expression in C syntax (shared with the Metal renderer). */
 export function cExpr(plan: KernelPlan, e: Parameters<typeof renderExpr>[0]): string {
-  return renderExpr(e, cFamily, cNames(plan));
+  return renderExpr(e, cFamily, planNames(plan));
 }
 
 /** One struct per region: the functions the skeleton calls. `qualifier` is `__device__` or Metal's empty. */

@@ -1,9 +1,8 @@
 // The WGSL renderer: the kernel plan rendered into WebGPU shaders through templates/wgsl. It only
 // spells things: every decision (regions, key ranges, masks, visit order) comes from the plan.
 
-import type { IndexVariable } from '../../dsl/expr.js';
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
-import { renderExpr, type ExprLanguage, type RenderNames } from '../expr-render.js';
+import { planNames, renderExpr, type ExprLanguage } from '../expr-render.js';
 import { renderTemplate } from '../template.js';
 
 export const wgslLanguage: ExprLanguage = {
@@ -16,22 +15,8 @@ export const wgslLanguage: ExprLanguage = {
   select: (c, t, f) => `select(${f}, ${t}, ${c})`,
 };
 
-const VARIABLES: Record<IndexVariable, string> = { i: 'i', j: 'j', rowFirst: 'row_first', rowLast: 'row_last', keyTile: 'key_tile' };
-
-export function constantNames(plan: KernelPlan): RenderNames {
-  const byParam = new Map(Object.keys(plan.pattern.params).map((p, k) => [p, plan.constants[k]!.name]));
-  return {
-    variable: (v) => VARIABLES[v],
-    param: (p) => {
-      const name = byParam.get(p);
-      if (name === undefined) throw new Error(`no constant for parameter ${p}`);
-      return name;
-    },
-  };
-}
-
 export function wgslExpr(plan: KernelPlan, e: Parameters<typeof renderExpr>[0]): string {
-  return renderExpr(e, wgslLanguage, constantNames(plan));
+  return renderExpr(e, wgslLanguage, planNames(plan));
 }
 
 /** Which key-position function a region uses: the pattern's shared one or its own. */

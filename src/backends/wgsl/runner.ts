@@ -11,7 +11,7 @@ import { runWebGpuJob } from '../../../runtime/webgpu/runner.js';
 import { UsageError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest } from '../../execute.js';
 import { attentionShape } from '../../reference/attention.js';
-import { fromHalfBits, toHalfBits } from '../../reference/precision.js';
+import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { packageRoot } from '../template.js';
 import { emitWgsl, wgslKernelConfig, type KernelVariant, type WgslKernelSet } from './emit.js';
 
@@ -45,19 +45,7 @@ export async function materialize(set: WgslKernelSet): Promise<string> {
   return join(dir, set.launcher);
 }
 
-function encodeStorage(data: ArrayLike<number>, dtype: 'f32' | 'f16'): Uint8Array {
-  if (dtype === 'f32') return new Uint8Array(Float32Array.from(data).buffer);
-  const half = new Uint16Array(data.length);
-  for (let k = 0; k < data.length; k++) half[k] = toHalfBits(data[k]!);
-  return new Uint8Array(half.buffer);
-}
 
-function decodeStorage(bytes: Uint8Array, dtype: 'f32' | 'f16'): Float32Array {
-  const copy = bytes.slice();
-  if (dtype === 'f32') return new Float32Array(copy.buffer);
-  const half = new Uint16Array(copy.buffer);
-  return Float32Array.from(half, (h) => fromHalfBits(h));
-}
 
 export async function runWgslAttention(request: AttentionRequest, options: WgslRunOptions = {}): Promise<WgslRunResult> {
   if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends; wgsl runs on a real WebGPU adapter');
