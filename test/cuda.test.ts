@@ -46,6 +46,17 @@ describe('CUDA compile tier (nvcc, ptxas)', () => {
   });
 });
 
+describe('CUDA source', () => {
+  it('the emitted .cu compiles alone (nvcc -c, no header beside it)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dcagen-alone-'));
+    const set = emitCuda(canonicalConfigs[1]!.build(), cudaKernelConfig({ headDim: 128, dtype: 'bf16' }), { command: 'test' });
+    await writeFile(join(dir, 'kernel.cu'), set.source);
+    const result = await execa('nvcc', ['-c', '-arch=sm_80', '-std=c++17', 'kernel.cu', '-o', 'kernel.o'], { cwd: dir, reject: false, all: true });
+    expect(result.all).not.toMatch(/error/);
+    expect(result.exitCode).toBe(0);
+  });
+});
+
 describe('CUDA emulated on the CPU (the same .cu, g++ and runtime/emulation)', () => {
   const edge = verifyCases(11, 3, { dtypes: ['bf16', 'f16', 'f32'], headDims: [64] });
   it.each(edge.map((c) => [c.label, c] as const))('edge case: %s', async (_label, c) => {

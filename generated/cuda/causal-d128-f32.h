@@ -24,7 +24,7 @@ typedef struct dcagen_attention_params {
   float* lse;           /* (batch, query_heads, queries), contiguous, natural log */
   const float* rope;    /* RoPE table from *_fill_rope_table, on the device */
   void* partial_out;    /* three-pass kernels only: *_workspace_bytes of scratch, else NULL */
-  float* partial_lse;   /* three-pass kernels only: points into the same scratch, after partial_out */
+  float* partial_lse;   /* set by the three-pass launcher (it points into partial_out); leave NULL */
   long long q_batch_stride, q_seq_stride, q_head_stride;       /* in elements */
   long long k_batch_stride, k_seq_stride, k_head_stride;
   long long v_batch_stride, v_seq_stride, v_head_stride;

@@ -27,7 +27,14 @@
 #define DCAGEN_DYNAMIC_SMEM(T, name) extern __shared__ __align__(16) T name[]
 #endif
 
-#include "{{headerName}}"
+// The parameter block of the C ABI (the same definition as in {{headerName}}), so that this file
+// compiles alone.
+#ifdef __cplusplus
+extern "C" {
+#endif
+{{paramsStruct}}#ifdef __cplusplus
+}
+#endif
 
 namespace {{namespace}} {
 

@@ -5,7 +5,7 @@
 
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
 import { cFamily, planNames, renderExpr } from '../expr-render.js';
-import { renderTemplate } from '../template.js';
+import { loadTemplate, renderTemplate } from '../template.js';
 
 /** Renders an expression in C syntax (shared with the Metal renderer). */
 export function cExpr(plan: KernelPlan, e: Parameters<typeof renderExpr>[0]): string {
@@ -137,6 +137,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     launchBody,
   });
   return renderTemplate('cuda', 'kernels.cu', {
+    paramsStruct: loadTemplate('cuda', 'params.h'),
     title: options.title,
     patternName: plan.pattern.name,
     command: options.command,
@@ -166,6 +167,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
 
 export function renderCudaHeader(options: CudaKernelSetOptions): string {
   return renderTemplate('cuda', 'header.h', {
+    paramsStruct: loadTemplate('cuda', 'params.h'),
     title: options.title,
     fileName: options.fileName,
     prefix: options.prefix,
