@@ -79,6 +79,19 @@ describe('CUDA emulated on the CPU (the same .cu, g++ and runtime/emulation)', (
     );
   });
 
+  it('runs head dims the tensor-core tiles do not cover on the SIMT kernel (bf16 d 72, f16 d 256)', async () => {
+    const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 30, localWindow: 7 });
+    for (const [headDim, dtype] of [[72, 'bf16'], [256, 'f16']] as const) {
+      const q = randomTensor([1, 40, 2, headDim], 41);
+      const k = randomTensor([1, 70, 1, headDim], 42);
+      const v = randomTensor([1, 70, 1, headDim], 43);
+      const rope = { theta: 10000, style: 'half' as const };
+      const expected = referenceAttention(q, k, v, { pattern, rope, dtype });
+      const got = await runCudaAttention({ q, k, v, pattern, rope, dtype, emulate: true });
+      expect(maxAbsDifference(expected.out.data, got.out.data), `${dtype} d ${headDim}`).toBeLessThanOrEqual(tolerance(dtype));
+    }
+  });
+
   it('runs the three-pass baseline (three region kernels and the merge) to the same result', async () => {
     const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 40, localWindow: 9 });
     const q = randomTensor([1, 100, 2, 64], 31);

@@ -1,4 +1,4 @@
-// ---- SIMT f32 path (checking, and GPUs without 16-bit tensor cores) ----
+// ---- SIMT path (f32 storage, and head dims the tensor-core tiles do not cover) ----
 // A block owns BLOCK_Q query rows; ROW_THREADS threads share a row, each holding every
 // ROW_THREADS-th dimension, and reduce dot products with warp shuffles. K and V tiles are staged
 // in shared memory (rotated as they are loaded) and read by every row of the block.
@@ -16,7 +16,7 @@ struct Softmax {
 
 template <class Region>
 __device__ __forceinline__ void visit_region(const AttentionParams& p, Softmax& st, float* smem, int row_first, int row_last,
-                             const float* __restrict__ q_row, const float* __restrict__ k_base, const float* __restrict__ v_base, int i) {
+                             const storage_t* __restrict__ q_row, const storage_t* __restrict__ k_base, const storage_t* __restrict__ v_base, int i) {
   const int key_begin = Region::key_begin(row_first);
   const int key_end = Region::key_end(row_last);
   if (key_begin > key_end) return;  // uniform across the block
@@ -31,10 +31,10 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, Softmax& 
   #pragma unroll
   for (int x = 0; x < DIMS_PER_THREAD; ++x) {
     const int d = x * ROW_THREADS + part;
-    float y = q_row[d];
+    float y = to_float(q_row[d]);
     if (d < ROTARY_DIM) {
       const float2 cs = rope_cos_sin(rope, query_position, rope_pair(d));
-      y = y * cs.x + rope_sign(d) * q_row[rope_partner(d)] * cs.y;
+      y = y * cs.x + rope_sign(d) * to_float(q_row[rope_partner(d)]) * cs.y;
     }
     st.q[x] = y;
   }
@@ -47,10 +47,10 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, Softmax& 
       float k_value = 0.f;
       float v_value = 0.f;
       if (j < p.keys) {
-        const float* k_row = k_base + (long long)j * p.k_seq_stride;
-        k_value = k_row[d];
+        const storage_t* k_row = k_base + (long long)j * p.k_seq_stride;
+        k_value = to_float(k_row[d]);
 {{rotateKey}}
-        v_value = v_base[(long long)j * p.v_seq_stride + d];
+        v_value = to_float(v_base[(long long)j * p.v_seq_stride + d]);
       }
       sk[e] = k_value;
       sv[e] = v_value;
@@ -107,9 +107,9 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(const AttentionParam
   const int i = safe_row + offset;
   const int row_first = row0 + offset;
   const int row_last = imin(row0 + BLOCK_Q, p.queries) - 1 + offset;
-  const float* q_row = (const float*)p.q + batch * p.q_batch_stride + head * p.q_head_stride + (long long)safe_row * p.q_seq_stride;
-  const float* k_base = (const float*)p.k + batch * p.k_batch_stride + kv_head * p.k_head_stride;
-  const float* v_base = (const float*)p.v + batch * p.v_batch_stride + kv_head * p.v_head_stride;
+  const storage_t* q_row = (const storage_t*)p.q + batch * p.q_batch_stride + head * p.q_head_stride + (long long)safe_row * p.q_seq_stride;
+  const storage_t* k_base = (const storage_t*)p.k + batch * p.k_batch_stride + kv_head * p.k_head_stride;
+  const storage_t* v_base = (const storage_t*)p.v + batch * p.v_batch_stride + kv_head * p.v_head_stride;
 
   Softmax st;
   st.m = NEG_INF;
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(const AttentionParam
       ((float*)p.partial_out)[(long long)OUTPUT_SLOT * p.batch * p.queries * p.query_heads * HEAD_DIM +
                               (((long long)batch * p.queries + row) * p.query_heads + head) * HEAD_DIM + d] = st.acc[x] * inv;
     } else {
-      ((float*)p.out)[batch * p.out_batch_stride + head * p.out_head_stride + (long long)row * p.out_seq_stride + d] = st.acc[x] * inv;
+      ((storage_t*)p.out)[batch * p.out_batch_stride + head * p.out_head_stride + (long long)row * p.out_seq_stride + d] = from_float<storage_t>(st.acc[x] * inv);
     }
   }
   if (part == 0) {

@@ -6,7 +6,7 @@ import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kerne
 import { KernelError } from '../../errors.js';
 import type { EmittedFile, KernelVariant } from '../wgsl/emit.js';
 import { kernelSetName } from '../wgsl/emit.js';
-import { renderCudaHeader, renderCudaSource } from './render.js';
+import { renderCudaHeader, renderCudaSource, tensorCoresFit } from './render.js';
 import { renderTorchModule } from './torch.js';
 
 export interface CudaKernelSet {
@@ -19,20 +19,14 @@ export interface CudaKernelSet {
 }
 
 export function cudaKernelConfig(partial: Partial<KernelConfig> & Pick<KernelConfig, 'headDim' | 'dtype'>): KernelConfig {
-  const tensorCores = partial.dtype !== 'f32';
+  const tensorCores = tensorCoresFit(partial.dtype, partial.headDim);
   const blockK = tensorCores ? (partial.headDim > 128 ? 32 : 64) : (partial.headDim > 128 ? 16 : 32);
   return { ropeStyle: 'half', blockQ: tensorCores ? 64 : 32, blockK, preRotatedKeys: false, ...partial };
 }
 
 export function emitCuda(pattern: CompiledPattern, config: KernelConfig, options: { variant?: KernelVariant; command?: string } = {}): CudaKernelSet {
   const variant = options.variant ?? 'fused';
-  if (config.dtype !== 'f32' && (config.headDim % 16 !== 0 || config.headDim < 32 || config.headDim > 128)) {
-    throw new KernelError(`the tensor-core CUDA kernel takes head dims 32, 48, …, 128 (multiples of 16), got ${config.headDim}`);
-  }
-  if (config.dtype === 'f32' && config.headDim > 128) {
-    throw new KernelError(`the SIMT f32 CUDA kernel takes head dims up to 128, got ${config.headDim}`);
-  }
-  if (config.dtype !== 'f32' && (config.blockQ !== 64 || config.blockK % 16 !== 0)) {
+  if (tensorCoresFit(config.dtype, config.headDim) && (config.blockQ !== 64 || config.blockK % 16 !== 0)) {
     throw new KernelError('the tensor-core CUDA kernel uses 64 query rows per block and key tiles of a multiple of 16');
   }
   const plan = planKernel(pattern, config);

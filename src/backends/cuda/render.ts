@@ -64,9 +64,13 @@ export interface CudaKernelSetOptions {
   readonly variant: 'fused' | 'three-pass';
 }
 
-/** Whether this plan uses tensor cores (16-bit storage) or the SIMT f32 skeleton. */
+/** Whether the tensor-core skeleton covers this configuration (else the SIMT skeleton runs it). */
+export function tensorCoresFit(dtype: KernelPlan['config']['dtype'], headDim: number): boolean {
+  return dtype !== 'f32' && headDim % 16 === 0 && headDim >= 32 && headDim <= 128;
+}
+
 export function usesTensorCores(plan: KernelPlan): boolean {
-  return plan.config.dtype !== 'f32';
+  return tensorCoresFit(plan.config.dtype, plan.config.headDim);
 }
 
 export function cudaThreads(plan: KernelPlan): number {
@@ -98,7 +102,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     : renderTemplate('cuda', 'skeleton_simt.cu', {
       rotateKey: c.preRotatedKeys
         ? '        // Keys arrive pre-rotated at their key position.'
-        : '        if (d < ROTARY_DIM) {\n          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));\n          k_value = k_value * cs.x + rope_sign(d) * k_row[rope_partner(d)] * cs.y;\n        }',
+        : '        if (d < ROTARY_DIM) {\n          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));\n          k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;\n        }',
     });
   const merge = options.variant === 'three-pass' ? `\n${renderTemplate('cuda', 'merge.cu', {})}` : '';
   const setAttr = (k: string): string => `  cudaFuncSetAttribute(${k}, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);`;
@@ -147,7 +151,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     namespace: options.prefix,
     pathSummary: mma
       ? `Tensor-core path: mma.sync m16n8k16 ${c.dtype} with f32 accumulation, ldmatrix, cp.async double buffering.`
-      : 'SIMT f32 path (FP32 FMA, no tensor cores): for checking and for GPUs without 16-bit tensor cores.',
+      : `SIMT path (FP32 FMA on ${c.dtype} storage, no tensor cores): f32 checking, GPUs without 16-bit tensor cores, head dims the tensor-core tiles do not cover.`,
     headDim: c.headDim,
     rotaryDim: plan.rope.rotaryDim,
     ropePairs: plan.rope.pairs,

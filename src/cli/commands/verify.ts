@@ -24,7 +24,7 @@ export const verifyHelp = 'dcagen verify --backend wgsl|cuda|metal [--cases N] [
 export const backendCapabilities: Record<BackendName, { dtypes: StorageDType[]; headDims: number[] }> = {
   reference: { dtypes: ['f32', 'f16', 'bf16'], headDims: [16, 32, 64] },
   wgsl: { dtypes: ['f32', 'f16'], headDims: [32, 64, 128] },
-  cuda: { dtypes: ['f32', 'bf16', 'f16'], headDims: [64, 128] },
+  cuda: { dtypes: ['f32', 'bf16', 'f16'], headDims: [64, 128, 72] },
   metal: { dtypes: ['f32', 'f16'], headDims: [64, 128] },
 };
 
