@@ -105,6 +105,43 @@ describe('CUDA emulated on the CPU (the same .cu, g++ and runtime/emulation)', (
   });
 });
 
+describe('the emulator catches bugs planted in the emitted attention kernel', () => {
+  const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 40, localWindow: 9 });
+  const q = randomTensor([1, 100, 2, 64], 51);
+  const k = randomTensor([1, 100, 1, 64], 52);
+  const v = randomTensor([1, 100, 1, 64], 53);
+  const rope = { theta: 10000, style: 'half' as const };
+  const expected = referenceAttention(q, k, v, { pattern, rope, dtype: 'bf16' });
+  const plant = async (from: string, to: string): Promise<number> => {
+    try {
+      const got = await runCudaAttention({ q, k, v, pattern, rope, dtype: 'bf16', emulate: true }, {
+        transformSource: (source) => {
+          expect(source).toContain(from);
+          return source.replace(from, to);
+        },
+      });
+      return maxAbsDifference(expected.out.data, got.out.data);
+    } catch (err) {
+      // The emulator aborting (deadlock, bad access) is a catch too; a compile error is not.
+      expect((err as Error).message).not.toMatch(/compiling/);
+      return Infinity;
+    }
+  };
+
+  // The unplanted kernel is within ~1e-3 of the reference here; a planted bug moves it far more.
+  it('the unplanted kernel is accurate on this case', async () => {
+    expect(await plant('__syncthreads();  // rotated keys visible to every warp', '__syncthreads();  // rotated keys visible to every warp')).toBeLessThan(5e-3);
+  });
+
+  it('a missing barrier after the in-place key rotation', async () => {
+    expect(await plant('__syncthreads();  // rotated keys visible to every warp', '/* planted: no barrier */')).toBeGreaterThan(2e-2);
+  });
+
+  it('a wrong mma fragment index (B registers swapped)', async () => {
+    expect(await plant('const uint32_t b0[2] = {b[0], b[1]};\n        const uint32_t b1[2] = {b[2], b[3]};\n        mma_16816(s[nt]', 'const uint32_t b0[2] = {b[1], b[0]};\n        const uint32_t b1[2] = {b[2], b[3]};\n        mma_16816(s[nt]')).toBeGreaterThan(2e-2);
+  });
+});
+
 describe('CUDA entry points', () => {
   it('without a GPU, run --backend cuda exits 2 with one line pointing to --emulate', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dcagen-nogpu-'));

@@ -21,6 +21,8 @@ import { cudaKernelConfig, emitCuda, type CudaKernelSet } from './emit.js';
 export interface CudaRunOptions {
   readonly variant?: KernelVariant;
   readonly repeats?: number;
+  /** Rewrites the emitted source before compiling: mutation tests plant bugs the emulator must catch. */
+  readonly transformSource?: (source: string) => string;
 }
 
 export interface CudaRunResult extends AttentionOutput {
@@ -81,6 +83,7 @@ export async function runCudaAttention(request: AttentionRequest, options: CudaR
   let set: CudaKernelSet;
   try {
     set = emitCuda(request.pattern, config, { variant: options.variant ?? 'fused' });
+    if (options.transformSource !== undefined) set = { ...set, source: options.transformSource(set.source) };
   } catch (err) {
     if (err instanceof KernelError) throw new UsageError(err.message);
     throw err;
