@@ -58,3 +58,38 @@ async function readBack(device, buffer, bytes) {
   staging.destroy();
   return copy;
 }
+
+/**
+ * Times several launchers on the same inputs, interleaved (A B C A B C …) so that drift in the
+ * adapter's speed hits them alike. Returns each launcher's times in milliseconds.
+ */
+export async function benchAttentionJob(device, args, io) {
+  const attentions = [];
+  for (const path of args.launchers) {
+    const launcher = await import(new URL(`file://${path}`).href);
+    attentions.push(await launcher.createAttention(device, args.options ?? {}));
+  }
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+  const upload = async (path) => {
+    const bytes = await io.readFile(path);
+    const buffer = device.createBuffer({ size: Math.max(16, align4(bytes.byteLength)), usage });
+    device.queue.writeBuffer(buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength - (bytes.byteLength % 4));
+    return buffer;
+  };
+  const [q, k, v] = await Promise.all([upload(args.inputs.q), upload(args.inputs.k), upload(args.inputs.v)]);
+  const { batch, queries, queryHeads, headDim } = args.shape;
+  const out = device.createBuffer({ size: align4(batch * queries * queryHeads * headDim * attentions[0].elementBytes), usage });
+  const lse = device.createBuffer({ size: align4(batch * queryHeads * queries * 4), usage });
+  const buffers = { q, k, v, out, lse };
+  for (const a of attentions) await a.run(buffers, args.shape); // warm-up: pipelines compiled, tables built
+  const times = attentions.map(() => []);
+  for (let r = 0; r < args.repeats; r++) {
+    for (const [n, a] of attentions.entries()) {
+      const start = performance.now();
+      await a.run(buffers, args.shape);
+      times[n].push(performance.now() - start);
+    }
+  }
+  for (const b of [q, k, v, out, lse]) b.destroy();
+  return { times };
+}

@@ -98,3 +98,43 @@ export async function runWgslAttention(request: AttentionRequest, options: WgslR
     await rm(work, { recursive: true, force: true });
   }
 }
+
+export interface WgslBenchEntry {
+  readonly pattern: AttentionRequest['pattern'];
+  readonly variant: KernelVariant;
+}
+
+/** Times several kernel sets on the same tensors in one WebGPU process, runs interleaved. */
+export async function benchWgsl(request: Omit<AttentionRequest, 'pattern'>, entries: readonly WgslBenchEntry[], repeats: number): Promise<{ times: number[][]; adapter: string }> {
+  if (request.dtype === 'bf16') throw new UsageError('the wgsl backend stores f32 or f16');
+  const shape = attentionShape(request.q, request.k, request.v);
+  const dtype = request.dtype;
+  const config = wgslKernelConfig({ headDim: shape.headDim, dtype, ropeStyle: request.rope.style });
+  const launchers = await Promise.all(entries.map((e) => materialize(emitWgsl(e.pattern, config, { variant: e.variant }))));
+  const work = await mkdtemp(join(tmpdir(), 'dcagen-wgsl-bench-'));
+  try {
+    const inputs = { q: join(work, 'q.bin'), k: join(work, 'k.bin'), v: join(work, 'v.bin') };
+    await Promise.all([
+      writeFile(inputs.q, encodeStorage(request.q.data, dtype)),
+      writeFile(inputs.k, encodeStorage(request.k.data, dtype)),
+      writeFile(inputs.v, encodeStorage(request.v.data, dtype)),
+    ]);
+    const { adapter, result } = await runWebGpuJob<{ times: number[][] }>({
+      module: join(packageRoot(), 'runtime', 'webgpu', 'attention-job.js'),
+      entry: 'benchAttentionJob',
+      args: {
+        launchers,
+        options: { ropeTheta: request.rope.theta },
+        shape: { batch: shape.batch, queries: shape.queries, keys: shape.keys, queryHeads: shape.queryHeads, keyHeads: shape.keyHeads, headDim: shape.headDim },
+        inputs,
+        repeats,
+      },
+      ...(dtype === 'f16' ? { requiredFeatures: ['shader-f16'] } : {}),
+      readPaths: [work, ...launchers.map((l) => join(l, '..'))],
+      timeoutMs: 3_600_000,
+    });
+    return { times: result.times, adapter: adapter.description || adapter.device || adapter.vendor };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -49,7 +49,7 @@ export async function benchCommand(argv: readonly string[], io: CommandIo): Prom
   const q = randomTensor([batch, seqLen, heads, headDim], 1);
   const k = randomTensor([batch, seqLen, kvHeads, headDim], 2);
   const v = randomTensor([batch, seqLen, kvHeads, headDim], 3);
-  const { runWgslAttention } = await import('../../backends/wgsl/runner.js');
+  const { benchWgsl } = await import('../../backends/wgsl/runner.js');
   const flops = (4 * seqLen * seqLen * headDim * heads * batch) / 2;
   const rope = { theta: 10000, style: 'half' as const };
   const runs = [
@@ -57,16 +57,13 @@ export async function benchCommand(argv: readonly string[], io: CommandIo): Prom
     { label: 'causal flash (same kernel skeleton)', pattern: causalPattern, variant: 'fused' as const },
     { label: 'three-pass dca (3 kernels + merge)', pattern: dcaPattern, variant: 'three-pass' as const },
   ];
-  io.stderr(`dcagen bench: ${backend}, B=${batch} S=${seqLen} Hq=${heads} Hk=${kvHeads} D=${headDim} ${dtype}, ${repeats} timed runs after 1 warm-up`);
-  const medians: number[] = [];
-  let adapter = '';
-  for (const run of runs) {
-    const result = await runWgslAttention({ q, k, v, pattern: run.pattern, rope, dtype }, { variant: run.variant, repeats, warmup: 1 });
-    adapter = result.adapter;
-    const ms = median(result.times);
-    medians.push(ms);
+  io.stderr(`dcagen bench: ${backend}, B=${batch} S=${seqLen} Hq=${heads} Hk=${kvHeads} D=${headDim} ${dtype}, ${repeats} timed runs each, interleaved, after a warm-up`);
+  const { times, adapter } = await benchWgsl({ q, k, v, rope, dtype }, runs, repeats);
+  const medians = times.map(median);
+  runs.forEach((run, n) => {
+    const ms = medians[n]!;
     io.stdout(`${run.label.padEnd(40)} ${ms.toFixed(2).padStart(10)} ms  ${(flops / (ms * 1e-3) / 1e12).toExponential(3)} TFLOP/s`);
-  }
+  });
   const [fused, plain, threePass] = medians as [number, number, number];
   io.stdout(`adapter: ${adapter}`);
   io.stdout(`DCA / causal        = ${(fused / plain).toFixed(3)}  (goal ≤ 1.10)`);
