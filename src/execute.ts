@@ -40,6 +40,7 @@ const runners = new Map<BackendName, () => Promise<BackendRunner>>([
   ['reference', async () => runReference],
   ['wgsl', async () => (await import('./backends/wgsl/runner.js')).runWgslAttention],
   ['cuda', async () => (await import('./backends/cuda/runner.js')).runCudaAttention],
+  ['metal', async () => (await import('./backends/metal/runner.js')).runMetalAttention],
 ]);
 
 /** Backends register their runner here (lazily imported so the CLI starts fast). */

@@ -5,6 +5,7 @@ import { UsageError } from '../errors.js';
 import type { CompiledPattern } from '../dsl/instantiate.js';
 import type { KernelConfig } from '../plan/kernel-plan.js';
 import { emitCuda, cudaKernelConfig } from './cuda/emit.js';
+import { emitMetal, metalKernelConfig } from './metal/emit.js';
 import { emitWgsl, wgslKernelConfig, type EmittedFile, type KernelVariant } from './wgsl/emit.js';
 
 export type { EmittedFile, KernelVariant };
@@ -48,5 +49,10 @@ export function emitterNames(): string[] {
 
 registerEmitter('cuda', (r) => {
   const set = emitCuda(r.pattern, cudaKernelConfig(r.config), { variant: r.variant, command: r.command });
+  return { name: set.name, files: set.files };
+});
+
+registerEmitter('metal', (r) => {
+  const set = emitMetal(r.pattern, metalKernelConfig(r.config), { variant: r.variant, command: r.command });
   return { name: set.name, files: set.files };
 });

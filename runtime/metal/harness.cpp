@@ -1,0 +1,149 @@
+// Host harness for an emitted dcagen Metal kernel set on the CPU emulation: reads raw q, k, v
+// (storage dtype) from files, builds the RoPE table and the DcaParams, runs every pass of the set
+// (pass_body<0> .. pass_body<PASS_COUNT − 1>, the functions the .metal's kernels call) on emulated
+// threadgroups, and writes out (storage dtype) and lse (f32). It plays the part of the emitted Swift
+// host, which does the same with Metal on a Mac.
+//
+// Build (the runner does this, cached by content hash):
+//   g++ -std=c++17 -O1 -fno-strict-aliasing -fstack-clash-protection -Wno-attributes -DDCAGEN_EMULATE
+//       -I runtime/emulation/metal_include -I <dir of kernel.metal>
+//       -DDCAGEN_METAL_SOURCE=kernel.metal -DDCAGEN_NS=<namespace of the .metal>
+//       runtime/metal/harness.cpp -o harness -lpthread
+//
+// usage: harness q.bin k.bin v.bin out.bin lse.bin batch queries keys query_heads key_heads
+//                rope_theta scale original_max_position repeats
+//   prints one line per timed repeat: "time_ms <milliseconds>" (emulation time, not GPU time)
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+// The .metal, compiled as C++: its #include <metal_stdlib> resolves to the emulation header.
+#define DCAGEN_STR2(x) #x
+#define DCAGEN_STR(x) DCAGEN_STR2(x)
+#include DCAGEN_STR(DCAGEN_METAL_SOURCE)
+
+namespace ks = DCAGEN_NS;
+using dcagen_emu::msl::Builtins;
+
+static std::vector<unsigned char> read_file(const char* path) {
+  FILE* f = std::fopen(path, "rb");
+  if (!f) { std::fprintf(stderr, "harness: cannot read %s\n", path); std::exit(2); }
+  std::fseek(f, 0, SEEK_END);
+  const long n = std::ftell(f);
+  std::fseek(f, 0, SEEK_SET);
+  std::vector<unsigned char> data((size_t)n);
+  if (n > 0 && std::fread(data.data(), 1, (size_t)n, f) != (size_t)n) { std::fprintf(stderr, "harness: short read %s\n", path); std::exit(2); }
+  std::fclose(f);
+  return data;
+}
+
+static void write_file(const char* path, const void* data, size_t bytes) {
+  FILE* f = std::fopen(path, "wb");
+  if (!f || std::fwrite(data, 1, bytes, f) != bytes) { std::fprintf(stderr, "harness: cannot write %s\n", path); std::exit(2); }
+  std::fclose(f);
+}
+
+// An emulated device buffer holding a file's bytes (checked against the expected size).
+template <class T>
+static T* upload(const char* path, size_t elements) {
+  const std::vector<unsigned char> bytes = read_file(path);
+  if (bytes.size() != elements * sizeof(T)) {
+    std::fprintf(stderr, "harness: %s has %zu bytes, expected %zu\n", path, bytes.size(), elements * sizeof(T));
+    std::exit(2);
+  }
+  T* buffer = dcagen_emu::msl::new_buffer<T>(elements > 0 ? elements : 1);
+  if (!bytes.empty()) std::memcpy(buffer, bytes.data(), bytes.size());
+  return buffer;
+}
+
+struct Buffers {
+  const ks::storage_t* q;
+  const ks::storage_t* k;
+  const ks::storage_t* v;
+  const float2* rope;
+  ks::DcaParams params;
+  ks::storage_t* out;
+  float* lse;
+  float* partials;
+  uint3 grid;
+};
+
+// One pass, as a Metal host dispatches its kernel: every threadgroup of the grid, THREADS threads each.
+template <int PASS>
+static void run_pass(const Buffers& b) {
+  static char name[32];
+  std::snprintf(name, sizeof name, "pass_body<%d>", PASS);
+  dcagen_emu::msl::dispatch(name, b.grid, uint3(ks::THREADS, 1, 1), sizeof(float) * ks::TG_MEMORY_FLOATS,
+                            [&b](const Builtins& id, void* tg) {
+                              ks::pass_body<PASS>(b.q, b.k, b.v, b.rope, b.params, b.out, b.lse, b.partials,
+                                                  static_cast<float*>(tg), id.threadgroup_position_in_grid,
+                                                  id.thread_index_in_threadgroup, id.thread_index_in_simdgroup,
+                                                  id.simdgroup_index_in_threadgroup);
+                            });
+}
+
+template <int... P>
+static void run_passes(const Buffers& b, std::integer_sequence<int, P...>) {
+  (run_pass<P>(b), ...);
+}
+
+int main(int argc, char** argv) {
+  if (argc != 15) { std::fprintf(stderr, "harness: expected 14 arguments, got %d\n", argc - 1); return 2; }
+  const int batch = std::atoi(argv[6]), queries = std::atoi(argv[7]), keys = std::atoi(argv[8]);
+  const int query_heads = std::atoi(argv[9]), key_heads = std::atoi(argv[10]);
+  const double theta = std::atof(argv[11]), scale = std::atof(argv[12]);
+  const int original_max_position = std::atoi(argv[13]), repeats = std::atoi(argv[14]);
+  if (batch < 1 || queries < 1 || keys < queries || key_heads < 1 || query_heads % key_heads != 0) {
+    std::fprintf(stderr, "harness: bad shape\n");
+    return 2;
+  }
+  const int D = ks::HEAD_DIM;
+
+  // RoPE table, as the Swift host builds it: float64 angles rounded once to f32.
+  const int max_position = ks::POSITION_LIMIT >= 0 ? ks::POSITION_LIMIT : keys - 1;
+  const int fine_rows = 1 << ks::ROPE_FINE_BITS;
+  const int rope_rows = fine_rows + (max_position >> ks::ROPE_FINE_BITS) + 1;
+  float2* rope = dcagen_emu::msl::new_buffer<float2>((size_t)rope_rows * ks::ROPE_PAIRS);
+  for (int row = 0; row < rope_rows; ++row) {
+    const double position = row < fine_rows ? (double)row : (double)(row - fine_rows) * fine_rows;
+    for (int pair = 0; pair < ks::ROPE_PAIRS; ++pair) {
+      const double angle = position * std::pow(theta, -2.0 * pair / ks::ROTARY_DIM);
+      rope[(size_t)row * ks::ROPE_PAIRS + pair] = float2((float)std::cos(angle), (float)std::sin(angle));
+    }
+  }
+
+  // Softmax scale × Qwen temperature f(n)².
+  double logit_scale = scale > 0 ? scale : 1.0 / std::sqrt((double)D);
+  if (original_max_position > 0) {
+    const double f = std::fmax(1.0, 0.1 * std::log((double)keys / original_max_position) + 1.0);
+    logit_scale *= f * f;
+  }
+
+  Buffers b;
+  b.q = upload<ks::storage_t>(argv[1], (size_t)batch * queries * query_heads * D);
+  b.k = upload<ks::storage_t>(argv[2], (size_t)batch * keys * key_heads * D);
+  b.v = upload<ks::storage_t>(argv[3], (size_t)batch * keys * key_heads * D);
+  b.rope = rope;
+  b.params = ks::DcaParams{batch, queries, keys, query_heads, key_heads, (float)logit_scale};
+  const size_t out_elements = (size_t)batch * queries * query_heads * D;
+  const size_t lse_elements = (size_t)batch * query_heads * queries;
+  b.out = dcagen_emu::msl::new_buffer<ks::storage_t>(out_elements);
+  b.lse = dcagen_emu::msl::new_buffer<float>(lse_elements);
+  b.partials = dcagen_emu::msl::new_buffer<float>(
+      ks::PASS_COUNT > 1 ? (size_t)ks::REGION_COUNT * batch * queries * query_heads * (D + 1) : 1);
+  b.grid = uint3((unsigned)((queries + ks::BLOCK_Q - 1) / ks::BLOCK_Q), (unsigned)query_heads, (unsigned)batch);
+
+  for (int r = 0; r < (repeats < 1 ? 1 : repeats); ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    run_passes(b, std::make_integer_sequence<int, ks::PASS_COUNT>{});
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::printf("time_ms %.6f\n", ms);
+  }
+  write_file(argv[4], b.out, out_elements * sizeof(ks::storage_t));
+  write_file(argv[5], b.lse, lse_elements * sizeof(float));
+  return 0;
+}

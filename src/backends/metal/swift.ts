@@ -1,0 +1,41 @@
+// Renders the Swift host program of a Metal kernel set (templates/metal/host.swift): it loads the
+// .metallib, binds the buffers every kernel of the set shares, dispatches the passes for one shape
+// and reads/writes raw files. `dcagen run --backend metal` builds and runs it on macOS.
+
+import type { KernelPlan } from '../../plan/kernel-plan.js';
+import { renderTemplate } from '../template.js';
+import type { KernelVariant } from '../wgsl/emit.js';
+import type { MetalPass } from './render.js';
+
+export interface SwiftHostOptions {
+  readonly name: string;
+  readonly fileName: string;
+  readonly swiftFile: string;
+  readonly command: string;
+  readonly passes: readonly MetalPass[];
+  readonly threads: number;
+  readonly variant: KernelVariant;
+}
+
+export function renderSwiftHost(plan: KernelPlan, options: SwiftHostOptions): string {
+  const c = plan.config;
+  return renderTemplate('metal', 'host.swift', {
+    title: `${options.name}: Swift host for the ${options.variant} ${plan.pattern.name} Metal kernel${options.passes.length > 1 ? 's' : ''}`,
+    command: options.command,
+    fileName: options.fileName,
+    swiftFile: options.swiftFile,
+    name: options.name,
+    kernelList: options.passes.map((p) => p.kernel).join(', '),
+    kernelNames: options.passes.map((p) => JSON.stringify(p.kernel)).join(', '),
+    headDim: c.headDim,
+    elementName: c.dtype === 'f32' ? 'float32' : c.dtype === 'f16' ? 'float16' : 'bfloat16',
+    rotaryDim: plan.rope.rotaryDim,
+    ropePairs: plan.rope.pairs,
+    ropeFineBits: plan.rope.fineBits,
+    positionLimit: plan.rope.positionLimit ?? -1,
+    blockQ: c.blockQ,
+    threads: options.threads,
+    elementBytes: c.dtype === 'f32' ? 4 : 2,
+    workspaceFloats: options.variant === 'three-pass' ? plan.regions.length * (c.headDim + 1) : 0,
+  });
+}
