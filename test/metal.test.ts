@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emitMetal, metalKernelConfig } from '../src/backends/metal/emit.js';
 import { emulationCompileArgs, METAL_UNAVAILABLE, runMetalAttention } from '../src/backends/metal/runner.js';
-import type { KernelVariant } from '../src/backends/wgsl/emit.js';
+import type { KernelVariant } from '../src/backends/kernel-set.js';
 import { main } from '../src/cli/main.js';
 import { compilePattern } from '../src/dsl/instantiate.js';
 import { definePattern, everyPair } from '../src/dsl/pattern.js';

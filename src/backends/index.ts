@@ -6,7 +6,8 @@ import type { CompiledPattern } from '../dsl/instantiate.js';
 import type { KernelConfig } from '../plan/kernel-plan.js';
 import { emitCuda, cudaKernelConfig } from './cuda/emit.js';
 import { emitMetal, metalKernelConfig } from './metal/emit.js';
-import { emitWgsl, wgslKernelConfig, type EmittedFile, type KernelVariant } from './wgsl/emit.js';
+import type { EmittedFile, KernelVariant } from './kernel-set.js';
+import { emitWgsl, wgslKernelConfig } from './wgsl/emit.js';
 
 export type { EmittedFile, KernelVariant };
 

@@ -4,8 +4,8 @@
 import type { CompiledPattern } from '../../dsl/instantiate.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
 import { KernelError } from '../../errors.js';
-import type { EmittedFile, KernelVariant } from '../wgsl/emit.js';
-import { kernelSetName } from '../wgsl/emit.js';
+import type { EmittedFile, KernelVariant } from '../kernel-set.js';
+import { kernelSetName } from '../kernel-set.js';
 import { renderCudaHeader, renderCudaSource, tensorCoresFit } from './render.js';
 import { renderTorchModule } from './torch.js';
 

@@ -14,8 +14,8 @@ import type { AttentionOutput, AttentionRequest } from '../../execute.js';
 import { attentionShape } from '../../reference/attention.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { packageRoot } from '../template.js';
-import { cacheFolder } from '../wgsl/runner.js';
-import type { KernelVariant } from '../wgsl/emit.js';
+import { cacheFolder } from '../kernel-set.js';
+import type { KernelVariant } from '../kernel-set.js';
 import { cudaKernelConfig, emitCuda, type CudaKernelSet } from './emit.js';
 
 export interface CudaRunOptions {

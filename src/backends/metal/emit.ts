@@ -5,8 +5,8 @@
 import type { CompiledPattern } from '../../dsl/instantiate.js';
 import { KernelError } from '../../errors.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
-import type { EmittedFile, KernelVariant } from '../wgsl/emit.js';
-import { kernelSetName } from '../wgsl/emit.js';
+import type { EmittedFile, KernelVariant } from '../kernel-set.js';
+import { kernelSetName } from '../kernel-set.js';
 import { renderMlxModule } from './mlx.js';
 import { MAX_THREADGROUP_BYTES, metalPasses, metalThreads, renderMetalSource, threadgroupFloats, type MetalPass } from './render.js';
 import { renderSwiftHost } from './swift.js';

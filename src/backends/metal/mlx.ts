@@ -5,7 +5,7 @@
 import { kebab } from '../../dsl/instantiate.js';
 import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { renderTemplate } from '../template.js';
-import type { KernelVariant } from '../wgsl/emit.js';
+import type { KernelVariant } from '../kernel-set.js';
 import type { MetalPass } from './render.js';
 
 export interface MlxModuleOptions {

@@ -7,7 +7,7 @@
 import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { cRopeLayout, patternConstants, regionStruct } from '../cuda/render.js';
 import { renderTemplate } from '../template.js';
-import type { KernelVariant } from '../wgsl/emit.js';
+import type { KernelVariant } from '../kernel-set.js';
 
 /** Threads per simdgroup on Apple GPUs; a simdgroup owns 8 query rows (one fragment row). */
 export const SIMD_WIDTH = 32;

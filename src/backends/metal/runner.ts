@@ -15,8 +15,8 @@ import type { AttentionOutput, AttentionRequest } from '../../execute.js';
 import { attentionShape } from '../../reference/attention.js';
 import { fromHalfBits, toHalfBits } from '../../reference/precision.js';
 import { packageRoot } from '../template.js';
-import type { KernelVariant } from '../wgsl/emit.js';
-import { cacheFolder } from '../wgsl/runner.js';
+import type { KernelVariant } from '../kernel-set.js';
+import { cacheFolder } from '../kernel-set.js';
 import { emitMetal, metalKernelConfig, type MetalKernelSet } from './emit.js';
 
 export interface MetalRunOptions {

@@ -4,7 +4,7 @@
 
 import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { renderTemplate } from '../template.js';
-import type { KernelVariant } from '../wgsl/emit.js';
+import type { KernelVariant } from '../kernel-set.js';
 import type { MetalPass } from './render.js';
 
 export interface SwiftHostOptions {

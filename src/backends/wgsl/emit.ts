@@ -4,16 +4,9 @@
 
 import type { CompiledPattern } from '../../dsl/instantiate.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
+import { kernelSetName, type EmittedFile, type KernelVariant } from '../kernel-set.js';
 import { renderTemplate } from '../template.js';
 import { renderAttentionWgsl, renderMergeWgsl } from './render.js';
-
-export type KernelVariant = 'fused' | 'three-pass';
-
-export interface EmittedFile {
-  /** File name relative to the output folder. */
-  readonly name: string;
-  readonly contents: string;
-}
 
 export interface WgslEmitOptions {
   readonly variant?: KernelVariant;
@@ -48,15 +41,6 @@ export function wgslKernelConfig(partial: Partial<KernelConfig> & Pick<KernelCon
   };
 }
 
-export function kernelSetName(pattern: CompiledPattern, config: KernelConfig, variant: KernelVariant): string {
-  const params = Object.keys(pattern.definition.params).map((name) => `${name[0]}${name.replace(/[a-z0-9]/g, '')}`.toLowerCase() + String(pattern.params[name]));
-  const parts = [pattern.name, ...params, `d${config.headDim}`, config.dtype];
-  if (config.ropeStyle === 'interleaved') parts.push('interleaved');
-  if (config.rotaryDim !== undefined && config.rotaryDim !== config.headDim) parts.push(`r${config.rotaryDim}`);
-  if (config.preRotatedKeys) parts.push('prerotated');
-  if (variant === 'three-pass') parts.push('three-pass');
-  return parts.join('-');
-}
 
 export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options: WgslEmitOptions = {}): WgslKernelSet {
   const variant = options.variant ?? 'fused';
@@ -114,3 +98,5 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     files: [...kernels.map((k) => ({ name: k.file, contents: k.source })), { name: `${name}.js`, contents: launcher }, { name: `${name}.d.ts`, contents: declaration }],
   };
 }
+
+export type { EmittedFile, KernelVariant };

@@ -12,6 +12,7 @@ import { UsageError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest } from '../../execute.js';
 import { attentionShape } from '../../reference/attention.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
+import { cacheFolder } from '../kernel-set.js';
 import { packageRoot } from '../template.js';
 import { emitWgsl, wgslKernelConfig, type KernelVariant, type WgslKernelSet } from './emit.js';
 
@@ -26,9 +27,6 @@ export interface WgslRunResult extends AttentionOutput {
   readonly adapter: string;
 }
 
-export function cacheFolder(): string {
-  return process.env['DCAGEN_CACHE'] ?? join(packageRoot(), '.dcagen-cache');
-}
 
 /** Writes the kernel set under the cache, named by a hash of its contents (reused when unchanged). */
 export async function materialize(set: WgslKernelSet): Promise<string> {

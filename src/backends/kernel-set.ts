@@ -1,0 +1,30 @@
+// What every backend's emitter produces and how kernel sets are named and cached: a kernel set is
+// the files emitted for one pattern, configuration and variant, named after them.
+
+import { join } from 'node:path';
+import type { CompiledPattern } from '../dsl/instantiate.js';
+import type { KernelConfig } from '../plan/kernel-plan.js';
+import { packageRoot } from './template.js';
+
+export type KernelVariant = 'fused' | 'three-pass';
+
+export interface EmittedFile {
+  /** File name relative to the output folder. */
+  readonly name: string;
+  readonly contents: string;
+}
+
+export function kernelSetName(pattern: CompiledPattern, config: KernelConfig, variant: KernelVariant): string {
+  const params = Object.keys(pattern.definition.params).map((name) => `${name[0]}${name.replace(/[a-z0-9]/g, '')}`.toLowerCase() + String(pattern.params[name]));
+  const parts = [pattern.name, ...params, `d${config.headDim}`, config.dtype];
+  if (config.ropeStyle === 'interleaved') parts.push('interleaved');
+  if (config.rotaryDim !== undefined && config.rotaryDim !== config.headDim) parts.push(`r${config.rotaryDim}`);
+  if (config.preRotatedKeys) parts.push('prerotated');
+  if (variant === 'three-pass') parts.push('three-pass');
+  return parts.join('-');
+}
+
+/** Where runtimes keep compiled kernel sets, keyed by content hash (DCAGEN_CACHE overrides). */
+export function cacheFolder(): string {
+  return process.env['DCAGEN_CACHE'] ?? join(packageRoot(), '.dcagen-cache');
+}
