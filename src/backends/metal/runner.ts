@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { KernelError, UnavailableError, UsageError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest } from '../../execute.js';
 import { attentionShape } from '../../reference/attention.js';
-import { fromHalfBits, toHalfBits } from '../../reference/precision.js';
+import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { packageRoot } from '../template.js';
 import type { KernelVariant } from '../kernel-set.js';
 import { cacheFolder } from '../kernel-set.js';
@@ -147,29 +147,7 @@ export async function buildNative(set: MetalKernelSet): Promise<{ host: string; 
   return { host, library };
 }
 
-function encode(data: ArrayLike<number>, dtype: 'f32' | 'f16' | 'bf16'): Uint8Array {
-  if (dtype === 'f32') return new Uint8Array(Float32Array.from(data).buffer);
-  const out = new Uint16Array(data.length);
-  if (dtype === 'f16') for (let k = 0; k < data.length; k++) out[k] = toHalfBits(data[k]!);
-  else {
-    const f = new Float32Array(1);
-    const u = new Uint32Array(f.buffer);
-    for (let k = 0; k < data.length; k++) {
-      f[0] = data[k]!;
-      const bits = u[0]!;
-      out[k] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
-    }
-  }
-  return new Uint8Array(out.buffer);
-}
 
-function decode(bytes: Uint8Array, dtype: 'f32' | 'f16' | 'bf16'): Float32Array {
-  const copy = bytes.slice();
-  if (dtype === 'f32') return new Float32Array(copy.buffer);
-  const half = new Uint16Array(copy.buffer);
-  if (dtype === 'f16') return Float32Array.from(half, (h) => fromHalfBits(h));
-  return new Float32Array(Uint32Array.from(half, (h) => h << 16).buffer);
-}
 
 export async function runMetalAttention(request: AttentionRequest, options: MetalRunOptions = {}): Promise<MetalRunResult> {
   const emulate = request.emulate ?? false;
@@ -192,9 +170,9 @@ export async function runMetalAttention(request: AttentionRequest, options: Meta
   const work = await mkdtemp(join(tmpdir(), 'dcagen-metal-'));
   try {
     const files = ['q', 'k', 'v', 'out', 'lse'].map((n) => join(work, `${n}.bin`));
-    await writeFile(files[0]!, encode(request.q.data, request.dtype));
-    await writeFile(files[1]!, encode(request.k.data, request.dtype));
-    await writeFile(files[2]!, encode(request.v.data, request.dtype));
+    await writeFile(files[0]!, encodeStorage(request.q.data, request.dtype));
+    await writeFile(files[1]!, encodeStorage(request.k.data, request.dtype));
+    await writeFile(files[2]!, encodeStorage(request.v.data, request.dtype));
     const shapeArgs = [shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads,
       request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1].map(String);
     let run;
@@ -215,8 +193,8 @@ export async function runMetalAttention(request: AttentionRequest, options: Meta
     }
     const times = (run.stdout ?? '').split('\n').filter((l) => l.startsWith('time_ms ')).map((l) => Number(l.slice(8)));
     return {
-      out: { shape: [shape.batch, shape.queries, shape.queryHeads, shape.headDim], data: decode(await readFile(files[3]!), request.dtype) },
-      lse: { shape: [shape.batch, shape.queryHeads, shape.queries], data: decode(await readFile(files[4]!), 'f32') },
+      out: { shape: [shape.batch, shape.queries, shape.queryHeads, shape.headDim], data: decodeStorage(await readFile(files[3]!), request.dtype) },
+      lse: { shape: [shape.batch, shape.queryHeads, shape.queries], data: decodeStorage(await readFile(files[4]!), 'f32') },
       times,
     };
   } finally {

@@ -45,6 +45,13 @@ export async function materialize(set: WgslKernelSet): Promise<string> {
 
 
 
+/** Writes q, k, v in the storage type as raw files for the WebGPU job; returns their paths. */
+async function writeInputs(work: string, request: Pick<AttentionRequest, 'q' | 'k' | 'v'>, dtype: 'f32' | 'f16'): Promise<{ q: string; k: string; v: string }> {
+  const inputs = { q: join(work, 'q.bin'), k: join(work, 'k.bin'), v: join(work, 'v.bin') };
+  await Promise.all((['q', 'k', 'v'] as const).map((name) => writeFile(inputs[name], encodeStorage(request[name].data, dtype))));
+  return inputs;
+}
+
 export async function runWgslAttention(request: AttentionRequest, options: WgslRunOptions = {}): Promise<WgslRunResult> {
   if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends; wgsl runs on a real WebGPU adapter');
   if (request.dtype === 'bf16') throw new UsageError('the wgsl backend stores f32 or f16 (WGSL has no bfloat16); use --dtype f32 or f16');
@@ -61,12 +68,7 @@ export async function runWgslAttention(request: AttentionRequest, options: WgslR
   const launcher = await materialize(set);
   const work = await mkdtemp(join(tmpdir(), 'dcagen-wgsl-'));
   try {
-    const inputs = { q: join(work, 'q.bin'), k: join(work, 'k.bin'), v: join(work, 'v.bin') };
-    await Promise.all([
-      writeFile(inputs.q, encodeStorage(request.q.data, dtype)),
-      writeFile(inputs.k, encodeStorage(request.k.data, dtype)),
-      writeFile(inputs.v, encodeStorage(request.v.data, dtype)),
-    ]);
+    const inputs = await writeInputs(work, request, dtype);
     const outputs = { out: join(work, 'out.bin'), lse: join(work, 'lse.bin') };
     const { adapter, result } = await runWebGpuJob<{ times: number[] }>({
       module: join(packageRoot(), 'runtime', 'webgpu', 'attention-job.js'),
@@ -111,12 +113,7 @@ export async function benchWgsl(request: Omit<AttentionRequest, 'pattern'>, entr
   const launchers = await Promise.all(entries.map((e) => materialize(emitWgsl(e.pattern, config, { variant: e.variant }))));
   const work = await mkdtemp(join(tmpdir(), 'dcagen-wgsl-bench-'));
   try {
-    const inputs = { q: join(work, 'q.bin'), k: join(work, 'k.bin'), v: join(work, 'v.bin') };
-    await Promise.all([
-      writeFile(inputs.q, encodeStorage(request.q.data, dtype)),
-      writeFile(inputs.k, encodeStorage(request.k.data, dtype)),
-      writeFile(inputs.v, encodeStorage(request.v.data, dtype)),
-    ]);
+    const inputs = await writeInputs(work, request, dtype);
     const { adapter, result } = await runWebGpuJob<{ times: number[][] }>({
       module: join(packageRoot(), 'runtime', 'webgpu', 'attention-job.js'),
       entry: 'benchAttentionJob',
