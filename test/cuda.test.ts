@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { farPositionsError } from './helpers/far-positions.js';
 import { cudaKernelConfig, emitCuda } from '../src/backends/cuda/emit.js';
 import { ptxasReport } from '../src/backends/cuda/report.js';
 import { runCudaAttention } from '../src/backends/cuda/runner.js';
@@ -90,6 +91,10 @@ describe('CUDA emulated on the CPU (the same .cu, g++ and runtime/emulation)', (
       const got = await runCudaAttention({ q, k, v, pattern, rope, dtype, emulate: true });
       expect(maxAbsDifference(expected.out.data, got.out.data), `${dtype} d ${headDim}`).toBeLessThanOrEqual(tolerance(dtype));
     }
+  });
+
+  it('keeps RoPE exact at Qwen-1M positions (θ = 1e7, positions near 262144, peaked attention), f32 path', async () => {
+    expect(await farPositionsError(runCudaAttention, true)).toBeLessThanOrEqual(2e-4);
   });
 
   it('runs the three-pass baseline (three region kernels and the merge) to the same result', async () => {

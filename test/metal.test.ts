@@ -14,12 +14,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { farPositionsError } from './helpers/far-positions.js';
 import { emitMetal, metalKernelConfig } from '../src/backends/metal/emit.js';
 import { emulationCompileArgs, METAL_UNAVAILABLE, runMetalAttention } from '../src/backends/metal/runner.js';
 import type { KernelVariant } from '../src/backends/kernel-set.js';
 import { main } from '../src/cli/main.js';
 import { compilePattern } from '../src/dsl/instantiate.js';
-import { definePattern, everyPair } from '../src/dsl/pattern.js';
 import { builtinPattern } from '../src/patterns/index.js';
 import { preRotateKeys, referenceAttention } from '../src/reference/attention.js';
 import { roundArray } from '../src/reference/precision.js';
@@ -101,22 +101,7 @@ describe.concurrent('emulated Metal kernels against the float64 reference', () =
   });
 
   it('keeps RoPE exact at Qwen-1M positions (θ = 1e7, positions near 262144, peaked attention)', async () => {
-    const farPositions = definePattern({
-      name: 'far-positions',
-      summary: 'test pattern: queries at 262144 − 63 + r, keys spread over [0, 262144]',
-      params: {},
-      positionLimit: () => 262144,
-      keyPosition: (j) => j * 4000,
-      regions: [{ name: 'all', when: everyPair, mask: 'causal', queryPosition: (i) => 262144 - 63 + i }],
-    });
-    const pattern = compilePattern(farPositions, {});
-    const q = randomTensor([1, 64, 1, 128], 21, 4);
-    const k = randomTensor([1, 64, 1, 128], 22, 4);
-    const v = randomTensor([1, 64, 1, 128], 23);
-    const rope = { theta: 1e7, style: 'half' as const };
-    const expected = referenceAttention(q, k, v, { pattern, rope });
-    const got = await runMetalAttention({ q, k, v, pattern, rope, dtype: 'f32', emulate: true });
-    expect(maxAbsDifference(expected.out.data, got.out.data)).toBeLessThanOrEqual(2e-4);
+    expect(await farPositionsError(runMetalAttention, true)).toBeLessThanOrEqual(2e-4);
   });
 });
 

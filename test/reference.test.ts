@@ -333,7 +333,7 @@ describe('reference properties', () => {
           // A row that sees no key of a region has LSE −∞ and output 0.
           part.lse.data.forEach((l, idx) => {
             if (l === -Infinity) {
-              const [B, Hq, Sq] = part.lse.shape as [number, number, number];
+              const [, Hq, Sq] = part.lse.shape as [number, number, number];
               const b = Math.floor(idx / (Hq * Sq));
               const h = Math.floor(idx / Sq) % Hq;
               const r = idx % Sq;

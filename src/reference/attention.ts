@@ -101,7 +101,6 @@ export function referenceAttention(q: Tensor, k: Tensor, v: Tensor, options: Att
   const out = new Float64Array(batch * queries * queryHeads * headDim);
   const lse = new Float64Array(batch * queryHeads * queries);
   const qRot = pattern.regions.map(() => new Float64Array(headDim));
-  const kRot = new Float64Array(headDim);
   const scores = new Float64Array(keys);
   const acc = new Float64Array(headDim);
 
