@@ -108,8 +108,6 @@ __device__ __forceinline__ int rope_first(int pair) { return pair; }
 // key tile needs no element mask, and the element mask. Variables are absolute key indices.
 using AttentionParams = dcagen_attention_params;
 
-
-
 // Region causal: query − key distance in [0, ∞].
 struct Region_causal {
   __device__ static int query_position(int i) { return i; }

@@ -110,8 +110,6 @@ __device__ __forceinline__ int rope_first(int pair) { return pair; }
 // key tile needs no element mask, and the element mask. Variables are absolute key indices.
 using AttentionParams = dcagen_attention_params;
 
-
-
 // Region inter: chunk distance ≥ 2.
 struct Region_inter {
   __device__ static int query_position(int i) { return imin(2 * CHUNK_LENGTH - 1, CHUNK_SIZE); }

@@ -163,7 +163,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     storageType,
     ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
     ropeLayout: cRopeLayout(plan, '__device__ __forceinline__').replace(/__forceinline__ inline/g, '__forceinline__'),
-    regions: [`using AttentionParams = dcagen_attention_params;`, '', ...plan.regions.map((r) => regionStruct(plan, r, '__device__'))].join('\n\n'),
+    regions: [`using AttentionParams = dcagen_attention_params;`, ...plan.regions.map((r) => regionStruct(plan, r, '__device__'))].join('\n\n'),
     skeleton: skeleton + merge,
     launchers,
   });
