@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { farPositionsError } from './helpers/far-positions.js';
 import { cudaKernelConfig, emitCuda } from '../src/backends/cuda/emit.js';
 import { ptxasReport } from '../src/backends/cuda/report.js';
-import { runCudaAttention } from '../src/backends/cuda/runner.js';
+import { nativeCudaAvailable, runCudaAttention } from '../src/backends/cuda/runner.js';
 import { compilePattern } from '../src/dsl/instantiate.js';
 import { canonicalConfigs } from '../src/generated.js';
 import { builtinPattern } from '../src/patterns/index.js';
@@ -55,6 +55,22 @@ describe('CUDA source', () => {
     const result = await execa('nvcc', ['-c', '-arch=sm_80', '-std=c++17', 'kernel.cu', '-o', 'kernel.o'], { cwd: dir, reject: false, all: true });
     expect(result.all).not.toMatch(/error/);
     expect(result.exitCode).toBe(0);
+  });
+});
+
+describe('CUDA native harness', () => {
+  it('builds with nvcc (kernel + runtime/cuda/harness.cu) and reports a missing GPU with exit 3', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dcagen-native-'));
+    const set = emitCuda(compilePattern(builtinPattern('dca'), { chunkSize: 40, localWindow: 9 }), cudaKernelConfig({ headDim: 64, dtype: 'bf16' }), { command: 'test' });
+    for (const f of set.files) await writeFile(join(dir, f.name), f.contents);
+    const harness = join(import.meta.dirname, '..', 'runtime', 'cuda', 'harness.cu');
+    const build = await execa('nvcc', ['-O2', '-std=c++17', '-arch=sm_80', `-DDCAGEN_HEADER=${set.name}.h`, `-DDCAGEN_PREFIX=${set.prefix}`, `-I${dir}`, join(dir, `${set.name}.cu`), harness, '-o', join(dir, 'harness')], { reject: false, all: true });
+    expect(build.all).not.toMatch(/error/);
+    expect(build.exitCode).toBe(0);
+    const run = await execa(join(dir, 'harness'), ['q', 'k', 'v', 'o', 'l', '1', '1', '1', '1', '1', '64', '2', '10000', '0', '0', '1'], { reject: false, all: true });
+    // Without a GPU the harness must say so (exit 3, which `dcagen run` turns into exit 2); with one
+    // it gets as far as reading its (missing) input files (exit 2).
+    expect(run.exitCode).toBe((await nativeCudaAvailable()) ? 2 : 3);
   });
 });
 
@@ -148,13 +164,17 @@ describe('the emulator catches bugs planted in the emitted attention kernel', ()
 });
 
 describe('CUDA entry points', () => {
-  it('without a GPU, run --backend cuda exits 2 with one line pointing to --emulate', async () => {
+  it('run --backend cuda: without a GPU, exit 2 with one line pointing to --emulate (with one, it runs)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dcagen-nogpu-'));
     const { encodeNpy } = await import('../src/io/npy.js');
     for (const [name, shape] of [['q', [1, 4, 1, 64]], ['k', [1, 4, 1, 64]], ['v', [1, 4, 1, 64]]] as const) {
       await writeFile(join(dir, `${name}.npy`), encodeNpy(randomTensor(shape, 1)));
     }
     const result = await execa('node', ['bin/dcagen.js', 'run', '--backend', 'cuda', '--pattern', 'causal', '--q', join(dir, 'q.npy'), '--k', join(dir, 'k.npy'), '--v', join(dir, 'v.npy'), '--out', join(dir, 'o.npy'), '--dtype', 'bf16'], { reject: false, cwd: join(import.meta.dirname, '..') });
+    if (await nativeCudaAvailable()) {
+      expect(result.exitCode, result.stderr).toBe(0);
+      return;
+    }
     expect(result.exitCode).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(/--emulate/);
