@@ -34,8 +34,8 @@ export function readFunction(fn: (...args: never[]) => unknown, options: ReadOpt
 }
 
 export function readSource(source: FunctionSource, options: ReadOptions): Expr {
-  let counter = 0;
-  const file: SourceFile = sharedProject().createSourceFile(`__dcagen_${counter++}_${Date.now()}.ts`, `${PREFIX}${source.text}\n);`, { overwrite: true });
+  // One scratch file, replaced per function: the project only ever holds the function being read.
+  const file: SourceFile = sharedProject().createSourceFile('__dcagen_function.ts', `${PREFIX}${source.text}\n);`, { overwrite: true });
   try {
     return new FunctionReader(file, source, options).read();
   } finally {
