@@ -48,6 +48,9 @@ export class TensorFileError extends DcagenError {}
 /** Shapes that do not fit together (Hq not a multiple of Hk, Sq > Sk, head dims differ). */
 export class ShapeError extends DcagenError {}
 
+/** A kernel configuration a backend cannot build: head dim, tile sizes, a pattern feature it lacks. */
+export class ConfigurationError extends DcagenError {}
+
 /** A required tool, adapter or device is not available here (nvcc, WebGPU adapter, GPU driver). */
 export class UnavailableError extends DcagenError {}
 

@@ -60,6 +60,7 @@ async function runReference(request: AttentionRequest): Promise<AttentionOutput>
     pattern: request.pattern,
     rope: request.rope,
     dtype: request.dtype,
+    preRotatedKeys: request.preRotatedKeys ?? false,
     ...(request.scale !== undefined ? { scale: request.scale } : {}),
     ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}),
   });

@@ -473,3 +473,22 @@ describe('storage precision', () => {
     expect(roundTo('bf16', 0.1)).toBe(roundBf16(0.1));
   });
 });
+
+describe('pre-rotated keys', () => {
+  it('attention over keys pre-rotated at the key position equals attention over raw keys', async () => {
+    const { preRotateKeys } = await import('../src/reference/attention.js');
+    const { compilePattern: compile } = await import('../src/dsl/instantiate.js');
+    const { dca: dcaPattern, rerope: reropePattern } = await import('../src/patterns/index.js');
+    const { randomTensor: random } = await import('../src/verify/cases.js');
+    const pattern = compile(dcaPattern, { chunkSize: 12, localWindow: 3 });
+    const rope = { theta: 10000, style: 'half' as const, rotaryDim: 6 };
+    const q = random([1, 20, 2, 8], 1);
+    const k = random([1, 30, 1, 8], 2);
+    const v = random([1, 30, 1, 8], 3);
+    const raw = referenceAttention(q, k, v, { pattern, rope });
+    const rotated = referenceAttention(q, preRotateKeys(k, pattern, rope), v, { pattern, rope, preRotatedKeys: true });
+    // Equal up to the f32 rounding the reference applies to its inputs (here: to the rotated keys).
+    for (let x = 0; x < raw.out.data.length; x++) expect(Math.abs(raw.out.data[x]! - rotated.out.data[x]!)).toBeLessThan(1e-6);
+    expect(() => referenceAttention(q, k, v, { pattern: compile(reropePattern, { window: 4 }), rope, preRotatedKeys: true })).toThrow(/own position/);
+  });
+});

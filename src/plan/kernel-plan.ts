@@ -7,7 +7,7 @@
 // tile, absolute in key coordinates) and keyTile (first key of a key tile). They are valid because
 // every region's key interval [keyFrom(i), keyTo(i)] is non-decreasing in i (checked below).
 
-import { KernelError } from '../errors.js';
+import { ConfigurationError } from '../errors.js';
 import * as E from '../dsl/expr.js';
 import type { Expr } from '../dsl/expr.js';
 import type { CompiledPattern, CompiledRegion } from '../dsl/instantiate.js';
@@ -79,23 +79,23 @@ export const ROPE_FINE_BITS = 8;
 export function validateKernelConfig(config: KernelConfig): void {
   const { headDim, blockQ, blockK } = config;
   if (!Number.isInteger(headDim) || headDim < 4 || headDim > 256 || headDim % 4 !== 0) {
-    throw new KernelError(`head dim must be a multiple of 4 in [4, 256], got ${headDim}`);
+    throw new ConfigurationError(`head dim must be a multiple of 4 in [4, 256], got ${headDim}`);
   }
   const rotary = config.rotaryDim ?? headDim;
-  if (rotary < 2 || rotary > headDim || rotary % 2 !== 0) throw new KernelError(`rotary dim must be even and in [2, ${headDim}], got ${rotary}`);
+  if (rotary < 2 || rotary > headDim || rotary % 2 !== 0) throw new ConfigurationError(`rotary dim must be even and in [2, ${headDim}], got ${rotary}`);
   for (const [name, v] of [['blockQ', blockQ], ['blockK', blockK]] as const) {
-    if (!Number.isInteger(v) || v < 1 || (v & (v - 1)) !== 0) throw new KernelError(`${name} must be a power of two, got ${v}`);
+    if (!Number.isInteger(v) || v < 1 || (v & (v - 1)) !== 0) throw new ConfigurationError(`${name} must be a power of two, got ${v}`);
   }
 }
 
 export function planKernel(pattern: CompiledPattern, config: KernelConfig, regionSubset?: readonly string[]): KernelPlan {
   validateKernelConfig(config);
   const chosen = regionSubset === undefined ? pattern.regions : pattern.regions.filter((r) => regionSubset.includes(r.name));
-  if (chosen.length === 0) throw new KernelError(`no region of pattern ${pattern.name} matches ${regionSubset?.join(', ')}`);
+  if (chosen.length === 0) throw new ConfigurationError(`no region of pattern ${pattern.name} matches ${regionSubset?.join(', ')}`);
   if (config.preRotatedKeys) {
     const own = pattern.regions.find((r) => !r.sharesKeyPosition);
     if (own !== undefined) {
-      throw new KernelError(`pattern ${pattern.name} cannot take pre-rotated keys: region ${own.name} places keys at its own position`);
+      throw new ConfigurationError(`pattern ${pattern.name} cannot take pre-rotated keys: region ${own.name} places keys at its own position`);
     }
   }
   const regions = visitOrder(pattern, chosen).map((r) => planRegion(r, config));
@@ -174,7 +174,7 @@ function checkMonotone(region: CompiledRegion): void {
     const from = E.evaluateInt(region.keyFrom, { i });
     const to = E.evaluateInt(region.keyTo, { i });
     if (from < prevFrom || to < prevTo) {
-      throw new KernelError(`region ${region.name}: its key interval shrinks as the query index grows (at i=${i}); the plan needs monotone intervals`);
+      throw new ConfigurationError(`region ${region.name}: its key interval shrinks as the query index grows (at i=${i}); the plan needs monotone intervals`);
     }
     prevFrom = from;
     prevTo = to;

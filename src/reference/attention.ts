@@ -3,7 +3,7 @@
 // rotated at that region's positions, and one softmax runs over the whole row. Every kernel is
 // checked against this.
 
-import { ShapeError } from '../errors.js';
+import { ShapeError, UsageError } from '../errors.js';
 
 import { maskAllows, owningRegion, type CompiledPattern, type CompiledRegion } from '../dsl/instantiate.js';
 import type { Tensor } from '../io/tensor.js';
@@ -30,6 +30,8 @@ export interface AttentionOptions {
   readonly dtype?: StorageDType;
   /** Restrict attention to one region (a ChunkLlama-style partial; merge partials with mergePartials). */
   readonly onlyRegion?: string;
+  /** k arrives already rotated at the pattern's key position (a rotated KV cache): keys are not rotated again. */
+  readonly preRotatedKeys?: boolean;
 }
 
 export interface AttentionResult {
@@ -80,6 +82,10 @@ export function referenceAttention(q: Tensor, k: Tensor, v: Tensor, options: Att
   const pairs = rotaryPairs(options.rope.style, rotaryDim);
   const multiplier = logitScale(headDim, options.scale, keys, options.originalMaxPosition);
   const groups = queryHeads / keyHeads;
+  if (options.preRotatedKeys) {
+    const own = pattern.regions.find((r) => !r.sharesKeyPosition);
+    if (own !== undefined) throw new UsageError(`pattern ${pattern.name} cannot take pre-rotated keys: region ${own.name} places keys at its own position`);
+  }
   const offset = keys - queries; // bottom-right alignment: query row r is absolute index r + offset
 
   // Per pair, the owning region (or none), computed once and shared by batches and heads.
@@ -113,7 +119,9 @@ export function referenceAttention(q: Tensor, k: Tensor, v: Tensor, options: Att
         let hit = cache.get(j);
         if (hit === undefined) {
           hit = new Float64Array(headDim);
-          rotate(kd, ((b * keys + j) * keyHeads + hk) * headDim, headDim, keyPosFn[region.index]!(j, pattern.params), invFreq, pairs, hit);
+          const at = ((b * keys + j) * keyHeads + hk) * headDim;
+          if (options.preRotatedKeys) hit.set(kd.subarray(at, at + headDim));
+          else rotate(kd, at, headDim, keyPosFn[region.index]!(j, pattern.params), invFreq, pairs, hit);
           cache.set(j, hit);
         }
         return hit;

@@ -3,7 +3,7 @@
 
 import type { CompiledPattern } from '../../dsl/instantiate.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
-import { KernelError } from '../../errors.js';
+import { ConfigurationError } from '../../errors.js';
 import type { EmittedFile, KernelVariant } from '../kernel-set.js';
 import { kernelSetName } from '../kernel-set.js';
 import { renderCudaHeader, renderCudaSource, tensorCoresFit } from './render.js';
@@ -27,7 +27,7 @@ export function cudaKernelConfig(partial: Partial<KernelConfig> & Pick<KernelCon
 export function emitCuda(pattern: CompiledPattern, config: KernelConfig, options: { variant?: KernelVariant; command?: string } = {}): CudaKernelSet {
   const variant = options.variant ?? 'fused';
   if (tensorCoresFit(config.dtype, config.headDim) && (config.blockQ !== 64 || config.blockK % 16 !== 0)) {
-    throw new KernelError('the tensor-core CUDA kernel uses 64 query rows per block and key tiles of a multiple of 16');
+    throw new ConfigurationError('the tensor-core CUDA kernel uses 64 query rows per block and key tiles of a multiple of 16');
   }
   const plan = planKernel(pattern, config);
   const name = kernelSetName(pattern, config, variant);

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { KernelError, UnavailableError, UsageError } from '../../errors.js';
+import { KernelError, UnavailableError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest } from '../../execute.js';
 import { attentionShape } from '../../reference/attention.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
@@ -80,14 +80,8 @@ export async function runCudaAttention(request: AttentionRequest, options: CudaR
     ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
     preRotatedKeys: request.preRotatedKeys ?? false,
   });
-  let set: CudaKernelSet;
-  try {
-    set = emitCuda(request.pattern, config, { variant: options.variant ?? 'fused' });
-    if (options.transformSource !== undefined) set = { ...set, source: options.transformSource(set.source) };
-  } catch (err) {
-    if (err instanceof KernelError) throw new UsageError(err.message);
-    throw err;
-  }
+  let set: CudaKernelSet = emitCuda(request.pattern, config, { variant: options.variant ?? 'fused' });
+  if (options.transformSource !== undefined) set = { ...set, source: options.transformSource(set.source) };
   const binary = await buildHarness(set, emulate);
   const work = await mkdtemp(join(tmpdir(), 'dcagen-cuda-'));
   try {

@@ -3,7 +3,7 @@
 // MLX's mx.fast.metal_kernel.
 
 import type { CompiledPattern } from '../../dsl/instantiate.js';
-import { KernelError } from '../../errors.js';
+import { ConfigurationError } from '../../errors.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
 import type { EmittedFile, KernelVariant } from '../kernel-set.js';
 import { kernelSetName } from '../kernel-set.js';
@@ -43,10 +43,10 @@ export function metalKernelConfig(partial: Partial<KernelConfig> & Pick<KernelCo
 function validate(config: KernelConfig): void {
   const { headDim, blockQ, blockK } = config;
   if (headDim % 4 !== 0 || headDim < 4 || headDim > 256) {
-    throw new KernelError(`the Metal kernel takes head dims that are multiples of 4 in [4, 256] (zero-padded to 8×8 fragments), got ${headDim}`);
+    throw new ConfigurationError(`the Metal kernel takes head dims that are multiples of 4 in [4, 256] (zero-padded to 8×8 fragments), got ${headDim}`);
   }
-  if (blockQ % 8 !== 0 || blockQ > 256) throw new KernelError(`the Metal kernel needs blockQ a multiple of 8 up to 256 (8 rows per simdgroup), got ${blockQ}`);
-  if (blockK % 8 !== 0) throw new KernelError(`the Metal kernel needs blockK a multiple of 8, got ${blockK}`);
+  if (blockQ % 8 !== 0 || blockQ > 256) throw new ConfigurationError(`the Metal kernel needs blockQ a multiple of 8 up to 256 (8 rows per simdgroup), got ${blockQ}`);
+  if (blockK % 8 !== 0) throw new ConfigurationError(`the Metal kernel needs blockK a multiple of 8, got ${blockK}`);
 }
 
 export function emitMetal(pattern: CompiledPattern, config: KernelConfig, options: { variant?: KernelVariant; command?: string } = {}): MetalKernelSet {
@@ -55,7 +55,7 @@ export function emitMetal(pattern: CompiledPattern, config: KernelConfig, option
   const plan = planKernel(pattern, config);
   const threadgroupBytes = threadgroupFloats(plan) * 4;
   if (threadgroupBytes > MAX_THREADGROUP_BYTES) {
-    throw new KernelError(`blockQ ${config.blockQ} / blockK ${config.blockK} at head dim ${config.headDim} need ${threadgroupBytes} bytes of threadgroup memory; Apple GPUs give ${MAX_THREADGROUP_BYTES}`);
+    throw new ConfigurationError(`blockQ ${config.blockQ} / blockK ${config.blockK} at head dim ${config.headDim} need ${threadgroupBytes} bytes of threadgroup memory; Apple GPUs give ${MAX_THREADGROUP_BYTES}`);
   }
   const name = kernelSetName(pattern, config, variant);
   const namespace = `dcagen_${name.replace(/[^A-Za-z0-9]/g, '_')}`;

@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { KernelError, UnavailableError, UsageError } from '../../errors.js';
+import { KernelError, UnavailableError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest } from '../../execute.js';
 import { attentionShape } from '../../reference/attention.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
@@ -153,20 +153,14 @@ export async function runMetalAttention(request: AttentionRequest, options: Meta
   const emulate = request.emulate ?? false;
   if (!emulate && process.platform !== 'darwin') throw new UnavailableError(METAL_UNAVAILABLE);
   const shape = attentionShape(request.q, request.k, request.v);
-  let set: MetalKernelSet;
-  try {
-    const config = metalKernelConfig({
-      headDim: shape.headDim,
-      dtype: request.dtype,
-      ropeStyle: request.rope.style,
-      ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
-      preRotatedKeys: request.preRotatedKeys ?? false,
-    });
-    set = emitMetal(request.pattern, config, { variant: options.variant ?? 'fused' });
-  } catch (err) {
-    if (err instanceof KernelError) throw new UsageError(err.message);
-    throw err;
-  }
+  const config = metalKernelConfig({
+    headDim: shape.headDim,
+    dtype: request.dtype,
+    ropeStyle: request.rope.style,
+    ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
+    preRotatedKeys: request.preRotatedKeys ?? false,
+  });
+  const set: MetalKernelSet = emitMetal(request.pattern, config, { variant: options.variant ?? 'fused' });
   const work = await mkdtemp(join(tmpdir(), 'dcagen-metal-'));
   try {
     const files = ['q', 'k', 'v', 'out', 'lse'].map((n) => join(work, `${n}.bin`));
