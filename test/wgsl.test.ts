@@ -4,7 +4,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { farPositionsError } from './helpers/far-positions.js';
-import { runWgslAttention } from '../src/backends/wgsl/runner.js';
+import { emitWgsl, wgslKernelConfig } from '../src/backends/wgsl/emit.js';
+import { LLVMPIPE_LOOP_LIMIT, loopIterationBound, runWgslAttention } from '../src/backends/wgsl/runner.js';
 import { compilePattern } from '../src/dsl/instantiate.js';
 import { builtinPattern } from '../src/patterns/index.js';
 import { referenceAttention } from '../src/reference/attention.js';
@@ -53,6 +54,24 @@ describe('WGSL kernels on WebGPU', () => {
         expect(maxAbsDifference(expected.lse.data, threePass.lse.data)).toBeLessThanOrEqual(2e-4);
       }
     }
+  });
+
+  it('stays exact over thousands of keys (CPU adapters cut shaders off after 65535 loop iterations)', async () => {
+    // One query row over 3000 keys at d 128: the old scalar skeleton ran out of loop iterations on
+    // llvmpipe after ~460 keys and silently returned partial sums.
+    const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 1100, localWindow: 100 });
+    const q = randomTensor([1, 1, 1, 128], 61, 2);
+    const k = randomTensor([1, 3000, 1, 128], 62, 2);
+    const v = randomTensor([1, 3000, 1, 128], 63);
+    const rope = { theta: 10000, style: 'half' as const };
+    const expected = referenceAttention(q, k, v, { pattern, rope });
+    const got = await runWgslAttention({ q, k, v, pattern, rope, dtype: 'f32' });
+    expect(maxAbsDifference(expected.out.data, got.out.data)).toBeLessThanOrEqual(2e-4);
+    expect(maxAbsDifference(expected.lse.data, got.lse.data)).toBeLessThanOrEqual(2e-4);
+    // Past the limit the runner refuses instead of returning a wrong result.
+    const plan = emitWgsl(pattern, wgslKernelConfig({ headDim: 128, dtype: 'f32' })).plan;
+    expect(loopIterationBound(plan, 3000)).toBeLessThan(LLVMPIPE_LOOP_LIMIT);
+    expect(loopIterationBound(plan, 20000)).toBeGreaterThan(LLVMPIPE_LOOP_LIMIT);
   });
 
   it('keeps RoPE exact at Qwen-1M positions (θ = 1e7, positions near 262144, peaked attention)', async () => {

@@ -7,10 +7,14 @@
 // One pass over the keys: for each region the tile can meet, the query row is rotated at that
 // region's position, the region's key tiles are visited, and one online softmax is updated.
 // Tiles entirely inside a region run unmasked; tiles on a region edge test each key.
+// Vectors are vec4 and the per-key work of a tile is written out key by key (BLOCK_K is a
+// constant), so each invocation runs few loop iterations: CPU adapters (Mesa's llvmpipe) stop any
+// shader after 65535 loop iterations in total, and this keeps long sequences well under that.
 enable f16;
 
 // ---- Kernel configuration ----
 const HEAD_DIM: u32 = 128u;
+const HEAD_VEC4: u32 = 32u;     // HEAD_DIM / 4
 const ROTARY_DIM: u32 = 128u;   // leading dims that rotate (partial rotary when < HEAD_DIM)
 const ROPE_PAIRS: u32 = 64u;   // rotation frequencies
 const ROPE_FINE_BITS: u32 = 8u; // angle(p) = coarse[p >> FINE_BITS] + fine[p & (2^FINE_BITS - 1)]
@@ -43,8 +47,8 @@ struct Shape {
 @group(0) @binding(5) var<storage, read_write> out: array<f16>; // like q
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;          // (batch, query_heads, queries), natural log
 
-var<workgroup> k_tile: array<f32, 2048>;
-var<workgroup> v_tile: array<f32, 2048>;
+var<workgroup> k_tile: array<vec4<f32>, 512>;   // BLOCK_K keys × HEAD_VEC4
+var<workgroup> v_tile: array<vec4<f32>, 512>;
 
 fn imin(a: i32, b: i32) -> i32 { return min(a, b); }
 fn imax(a: i32, b: i32) -> i32 { return max(a, b); }
@@ -86,6 +90,29 @@ fn rotated_key(base: u32, d: u32, position: i32) -> f32 {
   return x * cs.x + rope_sign(d) * f32(k[base + rope_partner(d)]) * cs.y;
 }
 
+// Four consecutive elements (4·d4 …) as a vec4.
+fn rotated_query4(base: u32, d4: u32, position: i32) -> vec4<f32> {
+  let d = 4u * d4;
+  return vec4<f32>(rotated_query(base, d, position), rotated_query(base, d + 1u, position),
+                   rotated_query(base, d + 2u, position), rotated_query(base, d + 3u, position));
+}
+
+fn rotated_key4(base: u32, d4: u32, position: i32) -> vec4<f32> {
+  let d = 4u * d4;
+  return vec4<f32>(rotated_key(base, d, position), rotated_key(base, d + 1u, position),
+                   rotated_key(base, d + 2u, position), rotated_key(base, d + 3u, position));
+}
+
+fn key4(base: u32, d4: u32) -> vec4<f32> {
+  let d = base + 4u * d4;
+  return vec4<f32>(f32(k[d]), f32(k[d + 1u]), f32(k[d + 2u]), f32(k[d + 3u]));
+}
+
+fn value4(base: u32, d4: u32) -> vec4<f32> {
+  let d = base + 4u * d4;
+  return vec4<f32>(f32(v[d]), f32(v[d + 1u]), f32(v[d + 2u]), f32(v[d + 3u]));
+}
+
 // ---- Positions and key ranges, rendered from the pattern ----
 // Key position shared by every region (keys may be stored pre-rotated at it).
 fn key_position(j: i32) -> i32 {
@@ -119,45 +146,6 @@ fn visible_intra(i: i32, j: i32) -> bool {
   return j >= floor_div(i, 2560) * 2560 && j <= imin((floor_div(i, 2560) + 1) * 2560 - 1, i);
 }
 
-// Accumulates one K/V tile into the row's online softmax. `masked` tiles consult keep[].
-fn accumulate_tile(q_rot: ptr<function, array<f32, 128>>, acc: ptr<function, array<f32, 128>>,
-                   m: ptr<function, f32>, l: ptr<function, f32>, keep: ptr<function, array<bool, 16>>, masked: bool) {
-  var s: array<f32, 16>;
-  var tile_max = NEG_BIG;
-  for (var jj = 0u; jj < BLOCK_K; jj++) {
-    var dot = 0.0;
-    for (var d = 0u; d < HEAD_DIM; d++) {
-      dot += (*q_rot)[d] * k_tile[jj * HEAD_DIM + d];
-    }
-    var score = dot * shape.logit_scale;
-    if (masked && !(*keep)[jj]) {
-      score = NEG_BIG;
-    }
-    s[jj] = score;
-    tile_max = max(tile_max, score);
-  }
-  if (tile_max == NEG_BIG) {
-    return; // no visible key in this tile for this row
-  }
-  let m_new = max(*m, tile_max);
-  let alpha = exp(*m - m_new);
-  var row_sum = 0.0;
-  for (var jj = 0u; jj < BLOCK_K; jj++) {
-    let p = select(exp(s[jj] - m_new), 0.0, s[jj] == NEG_BIG);
-    s[jj] = p;
-    row_sum += p;
-  }
-  for (var d = 0u; d < HEAD_DIM; d++) {
-    var a = (*acc)[d] * alpha;
-    for (var jj = 0u; jj < BLOCK_K; jj++) {
-      a += s[jj] * v_tile[jj * HEAD_DIM + d];
-    }
-    (*acc)[d] = a;
-  }
-  *l = *l * alpha + row_sum;
-  *m = m_new;
-}
-
 @compute @workgroup_size(64)
 fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let batch = tile.z;
@@ -174,9 +162,8 @@ fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(lo
   let kv_stride = shape.key_heads * HEAD_DIM;                   // between consecutive keys
   let kv_base = (batch * shape.keys * shape.key_heads + kv_head) * HEAD_DIM;
 
-  var q_rot: array<f32, 128>;
-  var acc: array<f32, 128>;
-  var keep: array<bool, 16>;
+  var q_rot: array<vec4<f32>, 32>;
+  var acc: array<vec4<f32>, 32>;
   var m = NEG_BIG;
   var l = 0.0;
 
@@ -186,33 +173,139 @@ fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(lo
     let key_end = imin((floor_div(row_last, 2560) - 1) * 2560 - 1, row_last);
     if (key_begin <= key_end) {
       let query_position = query_position_inter(i);
-      for (var d = 0u; d < HEAD_DIM; d++) {
-        q_rot[d] = rotated_query(q_base, d, query_position);
+      for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+        q_rot[d4] = rotated_query4(q_base, d4, query_position);
       }
       for (var key_tile = (key_begin / i32(BLOCK_K)) * i32(BLOCK_K); key_tile <= key_end; key_tile += i32(BLOCK_K)) {
         workgroupBarrier();
-        for (var e = lid; e < BLOCK_K * HEAD_DIM; e += BLOCK_Q) {
-          let j = key_tile + i32(e / HEAD_DIM);
-          let d = e % HEAD_DIM;
-          var k_value = 0.0;
-          var v_value = 0.0;
+        for (var e = lid; e < BLOCK_K * HEAD_VEC4; e += BLOCK_Q) {
+          let j = key_tile + i32(e / HEAD_VEC4);
+          let d4 = e % HEAD_VEC4;
+          var k_value = vec4<f32>(0.0);
+          var v_value = vec4<f32>(0.0);
           if (j < i32(shape.keys)) {
             let at = kv_base + u32(j) * kv_stride;
-            k_value = rotated_key(at, d, key_position(j));
-            v_value = f32(v[at + d]);
+            k_value = rotated_key4(at, d4, key_position(j));
+            v_value = value4(at, d4);
           }
           k_tile[e] = k_value;
           v_tile[e] = v_value;
         }
         workgroupBarrier();
+        // Scores of this row against the tile's BLOCK_K keys, one named accumulator per key.
+        var s0 = 0.0;
+        var s1 = 0.0;
+        var s2 = 0.0;
+        var s3 = 0.0;
+        var s4 = 0.0;
+        var s5 = 0.0;
+        var s6 = 0.0;
+        var s7 = 0.0;
+        var s8 = 0.0;
+        var s9 = 0.0;
+        var s10 = 0.0;
+        var s11 = 0.0;
+        var s12 = 0.0;
+        var s13 = 0.0;
+        var s14 = 0.0;
+        var s15 = 0.0;
+        for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+          let qv = q_rot[d4];
+          s0 += dot(qv, k_tile[0u * HEAD_VEC4 + d4]);
+          s1 += dot(qv, k_tile[1u * HEAD_VEC4 + d4]);
+          s2 += dot(qv, k_tile[2u * HEAD_VEC4 + d4]);
+          s3 += dot(qv, k_tile[3u * HEAD_VEC4 + d4]);
+          s4 += dot(qv, k_tile[4u * HEAD_VEC4 + d4]);
+          s5 += dot(qv, k_tile[5u * HEAD_VEC4 + d4]);
+          s6 += dot(qv, k_tile[6u * HEAD_VEC4 + d4]);
+          s7 += dot(qv, k_tile[7u * HEAD_VEC4 + d4]);
+          s8 += dot(qv, k_tile[8u * HEAD_VEC4 + d4]);
+          s9 += dot(qv, k_tile[9u * HEAD_VEC4 + d4]);
+          s10 += dot(qv, k_tile[10u * HEAD_VEC4 + d4]);
+          s11 += dot(qv, k_tile[11u * HEAD_VEC4 + d4]);
+          s12 += dot(qv, k_tile[12u * HEAD_VEC4 + d4]);
+          s13 += dot(qv, k_tile[13u * HEAD_VEC4 + d4]);
+          s14 += dot(qv, k_tile[14u * HEAD_VEC4 + d4]);
+          s15 += dot(qv, k_tile[15u * HEAD_VEC4 + d4]);
+        }
+        s0 *= shape.logit_scale;
+        s1 *= shape.logit_scale;
+        s2 *= shape.logit_scale;
+        s3 *= shape.logit_scale;
+        s4 *= shape.logit_scale;
+        s5 *= shape.logit_scale;
+        s6 *= shape.logit_scale;
+        s7 *= shape.logit_scale;
+        s8 *= shape.logit_scale;
+        s9 *= shape.logit_scale;
+        s10 *= shape.logit_scale;
+        s11 *= shape.logit_scale;
+        s12 *= shape.logit_scale;
+        s13 *= shape.logit_scale;
+        s14 *= shape.logit_scale;
+        s15 *= shape.logit_scale;
         // The whole tile lies inside region inter for every row: no element mask.
         let unmasked = 0 <= key_tile && key_tile + 15 <= imin((floor_div(row_first, 2560) - 1) * 2560 - 1, row_first);
         if (!unmasked) {
-          for (var jj = 0u; jj < BLOCK_K; jj++) {
-            keep[jj] = visible_inter(i, key_tile + i32(jj));
-          }
+          if (!visible_inter(i, key_tile + 0)) { s0 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 1)) { s1 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 2)) { s2 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 3)) { s3 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 4)) { s4 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 5)) { s5 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 6)) { s6 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 7)) { s7 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 8)) { s8 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 9)) { s9 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 10)) { s10 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 11)) { s11 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 12)) { s12 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 13)) { s13 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 14)) { s14 = NEG_BIG; }
+          if (!visible_inter(i, key_tile + 15)) { s15 = NEG_BIG; }
         }
-        accumulate_tile(&q_rot, &acc, &m, &l, &keep, !unmasked);
+        let tile_max = max(max(max(max(s0, s1), max(s2, s3)), max(max(s4, s5), max(s6, s7))), max(max(max(s8, s9), max(s10, s11)), max(max(s12, s13), max(s14, s15))));
+        if (tile_max > NEG_BIG) {   // else no key of this tile is visible to this row
+          let m_new = max(m, tile_max);
+          let alpha = exp(m - m_new);
+          let p0 = select(exp(s0 - m_new), 0.0, s0 == NEG_BIG);
+          let p1 = select(exp(s1 - m_new), 0.0, s1 == NEG_BIG);
+          let p2 = select(exp(s2 - m_new), 0.0, s2 == NEG_BIG);
+          let p3 = select(exp(s3 - m_new), 0.0, s3 == NEG_BIG);
+          let p4 = select(exp(s4 - m_new), 0.0, s4 == NEG_BIG);
+          let p5 = select(exp(s5 - m_new), 0.0, s5 == NEG_BIG);
+          let p6 = select(exp(s6 - m_new), 0.0, s6 == NEG_BIG);
+          let p7 = select(exp(s7 - m_new), 0.0, s7 == NEG_BIG);
+          let p8 = select(exp(s8 - m_new), 0.0, s8 == NEG_BIG);
+          let p9 = select(exp(s9 - m_new), 0.0, s9 == NEG_BIG);
+          let p10 = select(exp(s10 - m_new), 0.0, s10 == NEG_BIG);
+          let p11 = select(exp(s11 - m_new), 0.0, s11 == NEG_BIG);
+          let p12 = select(exp(s12 - m_new), 0.0, s12 == NEG_BIG);
+          let p13 = select(exp(s13 - m_new), 0.0, s13 == NEG_BIG);
+          let p14 = select(exp(s14 - m_new), 0.0, s14 == NEG_BIG);
+          let p15 = select(exp(s15 - m_new), 0.0, s15 == NEG_BIG);
+          l = l * alpha + p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7 + p8 + p9 + p10 + p11 + p12 + p13 + p14 + p15;
+          for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+            acc[d4] = acc[d4] * alpha
+                 + p0 * v_tile[0u * HEAD_VEC4 + d4]
+                 + p1 * v_tile[1u * HEAD_VEC4 + d4]
+                 + p2 * v_tile[2u * HEAD_VEC4 + d4]
+                 + p3 * v_tile[3u * HEAD_VEC4 + d4]
+                 + p4 * v_tile[4u * HEAD_VEC4 + d4]
+                 + p5 * v_tile[5u * HEAD_VEC4 + d4]
+                 + p6 * v_tile[6u * HEAD_VEC4 + d4]
+                 + p7 * v_tile[7u * HEAD_VEC4 + d4]
+                 + p8 * v_tile[8u * HEAD_VEC4 + d4]
+                 + p9 * v_tile[9u * HEAD_VEC4 + d4]
+                 + p10 * v_tile[10u * HEAD_VEC4 + d4]
+                 + p11 * v_tile[11u * HEAD_VEC4 + d4]
+                 + p12 * v_tile[12u * HEAD_VEC4 + d4]
+                 + p13 * v_tile[13u * HEAD_VEC4 + d4]
+                 + p14 * v_tile[14u * HEAD_VEC4 + d4]
+                 + p15 * v_tile[15u * HEAD_VEC4 + d4];
+          }
+          m = m_new;
+        }
       }
     }
   }
@@ -223,33 +316,139 @@ fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(lo
     let key_end = imin(floor_div(row_last, 2560) * 2560 - 1, row_last);
     if (key_begin <= key_end) {
       let query_position = query_position_successive(i);
-      for (var d = 0u; d < HEAD_DIM; d++) {
-        q_rot[d] = rotated_query(q_base, d, query_position);
+      for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+        q_rot[d4] = rotated_query4(q_base, d4, query_position);
       }
       for (var key_tile = (key_begin / i32(BLOCK_K)) * i32(BLOCK_K); key_tile <= key_end; key_tile += i32(BLOCK_K)) {
         workgroupBarrier();
-        for (var e = lid; e < BLOCK_K * HEAD_DIM; e += BLOCK_Q) {
-          let j = key_tile + i32(e / HEAD_DIM);
-          let d = e % HEAD_DIM;
-          var k_value = 0.0;
-          var v_value = 0.0;
+        for (var e = lid; e < BLOCK_K * HEAD_VEC4; e += BLOCK_Q) {
+          let j = key_tile + i32(e / HEAD_VEC4);
+          let d4 = e % HEAD_VEC4;
+          var k_value = vec4<f32>(0.0);
+          var v_value = vec4<f32>(0.0);
           if (j < i32(shape.keys)) {
             let at = kv_base + u32(j) * kv_stride;
-            k_value = rotated_key(at, d, key_position(j));
-            v_value = f32(v[at + d]);
+            k_value = rotated_key4(at, d4, key_position(j));
+            v_value = value4(at, d4);
           }
           k_tile[e] = k_value;
           v_tile[e] = v_value;
         }
         workgroupBarrier();
+        // Scores of this row against the tile's BLOCK_K keys, one named accumulator per key.
+        var s0 = 0.0;
+        var s1 = 0.0;
+        var s2 = 0.0;
+        var s3 = 0.0;
+        var s4 = 0.0;
+        var s5 = 0.0;
+        var s6 = 0.0;
+        var s7 = 0.0;
+        var s8 = 0.0;
+        var s9 = 0.0;
+        var s10 = 0.0;
+        var s11 = 0.0;
+        var s12 = 0.0;
+        var s13 = 0.0;
+        var s14 = 0.0;
+        var s15 = 0.0;
+        for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+          let qv = q_rot[d4];
+          s0 += dot(qv, k_tile[0u * HEAD_VEC4 + d4]);
+          s1 += dot(qv, k_tile[1u * HEAD_VEC4 + d4]);
+          s2 += dot(qv, k_tile[2u * HEAD_VEC4 + d4]);
+          s3 += dot(qv, k_tile[3u * HEAD_VEC4 + d4]);
+          s4 += dot(qv, k_tile[4u * HEAD_VEC4 + d4]);
+          s5 += dot(qv, k_tile[5u * HEAD_VEC4 + d4]);
+          s6 += dot(qv, k_tile[6u * HEAD_VEC4 + d4]);
+          s7 += dot(qv, k_tile[7u * HEAD_VEC4 + d4]);
+          s8 += dot(qv, k_tile[8u * HEAD_VEC4 + d4]);
+          s9 += dot(qv, k_tile[9u * HEAD_VEC4 + d4]);
+          s10 += dot(qv, k_tile[10u * HEAD_VEC4 + d4]);
+          s11 += dot(qv, k_tile[11u * HEAD_VEC4 + d4]);
+          s12 += dot(qv, k_tile[12u * HEAD_VEC4 + d4]);
+          s13 += dot(qv, k_tile[13u * HEAD_VEC4 + d4]);
+          s14 += dot(qv, k_tile[14u * HEAD_VEC4 + d4]);
+          s15 += dot(qv, k_tile[15u * HEAD_VEC4 + d4]);
+        }
+        s0 *= shape.logit_scale;
+        s1 *= shape.logit_scale;
+        s2 *= shape.logit_scale;
+        s3 *= shape.logit_scale;
+        s4 *= shape.logit_scale;
+        s5 *= shape.logit_scale;
+        s6 *= shape.logit_scale;
+        s7 *= shape.logit_scale;
+        s8 *= shape.logit_scale;
+        s9 *= shape.logit_scale;
+        s10 *= shape.logit_scale;
+        s11 *= shape.logit_scale;
+        s12 *= shape.logit_scale;
+        s13 *= shape.logit_scale;
+        s14 *= shape.logit_scale;
+        s15 *= shape.logit_scale;
         // The whole tile lies inside region successive for every row: no element mask.
         let unmasked = (floor_div(row_last, 2560) - 1) * 2560 <= key_tile && key_tile + 15 <= imin(floor_div(row_first, 2560) * 2560 - 1, row_first);
         if (!unmasked) {
-          for (var jj = 0u; jj < BLOCK_K; jj++) {
-            keep[jj] = visible_successive(i, key_tile + i32(jj));
-          }
+          if (!visible_successive(i, key_tile + 0)) { s0 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 1)) { s1 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 2)) { s2 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 3)) { s3 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 4)) { s4 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 5)) { s5 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 6)) { s6 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 7)) { s7 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 8)) { s8 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 9)) { s9 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 10)) { s10 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 11)) { s11 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 12)) { s12 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 13)) { s13 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 14)) { s14 = NEG_BIG; }
+          if (!visible_successive(i, key_tile + 15)) { s15 = NEG_BIG; }
         }
-        accumulate_tile(&q_rot, &acc, &m, &l, &keep, !unmasked);
+        let tile_max = max(max(max(max(s0, s1), max(s2, s3)), max(max(s4, s5), max(s6, s7))), max(max(max(s8, s9), max(s10, s11)), max(max(s12, s13), max(s14, s15))));
+        if (tile_max > NEG_BIG) {   // else no key of this tile is visible to this row
+          let m_new = max(m, tile_max);
+          let alpha = exp(m - m_new);
+          let p0 = select(exp(s0 - m_new), 0.0, s0 == NEG_BIG);
+          let p1 = select(exp(s1 - m_new), 0.0, s1 == NEG_BIG);
+          let p2 = select(exp(s2 - m_new), 0.0, s2 == NEG_BIG);
+          let p3 = select(exp(s3 - m_new), 0.0, s3 == NEG_BIG);
+          let p4 = select(exp(s4 - m_new), 0.0, s4 == NEG_BIG);
+          let p5 = select(exp(s5 - m_new), 0.0, s5 == NEG_BIG);
+          let p6 = select(exp(s6 - m_new), 0.0, s6 == NEG_BIG);
+          let p7 = select(exp(s7 - m_new), 0.0, s7 == NEG_BIG);
+          let p8 = select(exp(s8 - m_new), 0.0, s8 == NEG_BIG);
+          let p9 = select(exp(s9 - m_new), 0.0, s9 == NEG_BIG);
+          let p10 = select(exp(s10 - m_new), 0.0, s10 == NEG_BIG);
+          let p11 = select(exp(s11 - m_new), 0.0, s11 == NEG_BIG);
+          let p12 = select(exp(s12 - m_new), 0.0, s12 == NEG_BIG);
+          let p13 = select(exp(s13 - m_new), 0.0, s13 == NEG_BIG);
+          let p14 = select(exp(s14 - m_new), 0.0, s14 == NEG_BIG);
+          let p15 = select(exp(s15 - m_new), 0.0, s15 == NEG_BIG);
+          l = l * alpha + p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7 + p8 + p9 + p10 + p11 + p12 + p13 + p14 + p15;
+          for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+            acc[d4] = acc[d4] * alpha
+                 + p0 * v_tile[0u * HEAD_VEC4 + d4]
+                 + p1 * v_tile[1u * HEAD_VEC4 + d4]
+                 + p2 * v_tile[2u * HEAD_VEC4 + d4]
+                 + p3 * v_tile[3u * HEAD_VEC4 + d4]
+                 + p4 * v_tile[4u * HEAD_VEC4 + d4]
+                 + p5 * v_tile[5u * HEAD_VEC4 + d4]
+                 + p6 * v_tile[6u * HEAD_VEC4 + d4]
+                 + p7 * v_tile[7u * HEAD_VEC4 + d4]
+                 + p8 * v_tile[8u * HEAD_VEC4 + d4]
+                 + p9 * v_tile[9u * HEAD_VEC4 + d4]
+                 + p10 * v_tile[10u * HEAD_VEC4 + d4]
+                 + p11 * v_tile[11u * HEAD_VEC4 + d4]
+                 + p12 * v_tile[12u * HEAD_VEC4 + d4]
+                 + p13 * v_tile[13u * HEAD_VEC4 + d4]
+                 + p14 * v_tile[14u * HEAD_VEC4 + d4]
+                 + p15 * v_tile[15u * HEAD_VEC4 + d4];
+          }
+          m = m_new;
+        }
       }
     }
   }
@@ -260,33 +459,139 @@ fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(lo
     let key_end = imin((floor_div(row_last, 2560) + 1) * 2560 - 1, row_last);
     if (key_begin <= key_end) {
       let query_position = query_position_intra(i);
-      for (var d = 0u; d < HEAD_DIM; d++) {
-        q_rot[d] = rotated_query(q_base, d, query_position);
+      for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+        q_rot[d4] = rotated_query4(q_base, d4, query_position);
       }
       for (var key_tile = (key_begin / i32(BLOCK_K)) * i32(BLOCK_K); key_tile <= key_end; key_tile += i32(BLOCK_K)) {
         workgroupBarrier();
-        for (var e = lid; e < BLOCK_K * HEAD_DIM; e += BLOCK_Q) {
-          let j = key_tile + i32(e / HEAD_DIM);
-          let d = e % HEAD_DIM;
-          var k_value = 0.0;
-          var v_value = 0.0;
+        for (var e = lid; e < BLOCK_K * HEAD_VEC4; e += BLOCK_Q) {
+          let j = key_tile + i32(e / HEAD_VEC4);
+          let d4 = e % HEAD_VEC4;
+          var k_value = vec4<f32>(0.0);
+          var v_value = vec4<f32>(0.0);
           if (j < i32(shape.keys)) {
             let at = kv_base + u32(j) * kv_stride;
-            k_value = rotated_key(at, d, key_position(j));
-            v_value = f32(v[at + d]);
+            k_value = rotated_key4(at, d4, key_position(j));
+            v_value = value4(at, d4);
           }
           k_tile[e] = k_value;
           v_tile[e] = v_value;
         }
         workgroupBarrier();
+        // Scores of this row against the tile's BLOCK_K keys, one named accumulator per key.
+        var s0 = 0.0;
+        var s1 = 0.0;
+        var s2 = 0.0;
+        var s3 = 0.0;
+        var s4 = 0.0;
+        var s5 = 0.0;
+        var s6 = 0.0;
+        var s7 = 0.0;
+        var s8 = 0.0;
+        var s9 = 0.0;
+        var s10 = 0.0;
+        var s11 = 0.0;
+        var s12 = 0.0;
+        var s13 = 0.0;
+        var s14 = 0.0;
+        var s15 = 0.0;
+        for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+          let qv = q_rot[d4];
+          s0 += dot(qv, k_tile[0u * HEAD_VEC4 + d4]);
+          s1 += dot(qv, k_tile[1u * HEAD_VEC4 + d4]);
+          s2 += dot(qv, k_tile[2u * HEAD_VEC4 + d4]);
+          s3 += dot(qv, k_tile[3u * HEAD_VEC4 + d4]);
+          s4 += dot(qv, k_tile[4u * HEAD_VEC4 + d4]);
+          s5 += dot(qv, k_tile[5u * HEAD_VEC4 + d4]);
+          s6 += dot(qv, k_tile[6u * HEAD_VEC4 + d4]);
+          s7 += dot(qv, k_tile[7u * HEAD_VEC4 + d4]);
+          s8 += dot(qv, k_tile[8u * HEAD_VEC4 + d4]);
+          s9 += dot(qv, k_tile[9u * HEAD_VEC4 + d4]);
+          s10 += dot(qv, k_tile[10u * HEAD_VEC4 + d4]);
+          s11 += dot(qv, k_tile[11u * HEAD_VEC4 + d4]);
+          s12 += dot(qv, k_tile[12u * HEAD_VEC4 + d4]);
+          s13 += dot(qv, k_tile[13u * HEAD_VEC4 + d4]);
+          s14 += dot(qv, k_tile[14u * HEAD_VEC4 + d4]);
+          s15 += dot(qv, k_tile[15u * HEAD_VEC4 + d4]);
+        }
+        s0 *= shape.logit_scale;
+        s1 *= shape.logit_scale;
+        s2 *= shape.logit_scale;
+        s3 *= shape.logit_scale;
+        s4 *= shape.logit_scale;
+        s5 *= shape.logit_scale;
+        s6 *= shape.logit_scale;
+        s7 *= shape.logit_scale;
+        s8 *= shape.logit_scale;
+        s9 *= shape.logit_scale;
+        s10 *= shape.logit_scale;
+        s11 *= shape.logit_scale;
+        s12 *= shape.logit_scale;
+        s13 *= shape.logit_scale;
+        s14 *= shape.logit_scale;
+        s15 *= shape.logit_scale;
         // The whole tile lies inside region intra for every row: no element mask.
         let unmasked = floor_div(row_last, 2560) * 2560 <= key_tile && key_tile + 15 <= imin((floor_div(row_first, 2560) + 1) * 2560 - 1, row_first);
         if (!unmasked) {
-          for (var jj = 0u; jj < BLOCK_K; jj++) {
-            keep[jj] = visible_intra(i, key_tile + i32(jj));
-          }
+          if (!visible_intra(i, key_tile + 0)) { s0 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 1)) { s1 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 2)) { s2 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 3)) { s3 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 4)) { s4 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 5)) { s5 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 6)) { s6 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 7)) { s7 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 8)) { s8 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 9)) { s9 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 10)) { s10 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 11)) { s11 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 12)) { s12 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 13)) { s13 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 14)) { s14 = NEG_BIG; }
+          if (!visible_intra(i, key_tile + 15)) { s15 = NEG_BIG; }
         }
-        accumulate_tile(&q_rot, &acc, &m, &l, &keep, !unmasked);
+        let tile_max = max(max(max(max(s0, s1), max(s2, s3)), max(max(s4, s5), max(s6, s7))), max(max(max(s8, s9), max(s10, s11)), max(max(s12, s13), max(s14, s15))));
+        if (tile_max > NEG_BIG) {   // else no key of this tile is visible to this row
+          let m_new = max(m, tile_max);
+          let alpha = exp(m - m_new);
+          let p0 = select(exp(s0 - m_new), 0.0, s0 == NEG_BIG);
+          let p1 = select(exp(s1 - m_new), 0.0, s1 == NEG_BIG);
+          let p2 = select(exp(s2 - m_new), 0.0, s2 == NEG_BIG);
+          let p3 = select(exp(s3 - m_new), 0.0, s3 == NEG_BIG);
+          let p4 = select(exp(s4 - m_new), 0.0, s4 == NEG_BIG);
+          let p5 = select(exp(s5 - m_new), 0.0, s5 == NEG_BIG);
+          let p6 = select(exp(s6 - m_new), 0.0, s6 == NEG_BIG);
+          let p7 = select(exp(s7 - m_new), 0.0, s7 == NEG_BIG);
+          let p8 = select(exp(s8 - m_new), 0.0, s8 == NEG_BIG);
+          let p9 = select(exp(s9 - m_new), 0.0, s9 == NEG_BIG);
+          let p10 = select(exp(s10 - m_new), 0.0, s10 == NEG_BIG);
+          let p11 = select(exp(s11 - m_new), 0.0, s11 == NEG_BIG);
+          let p12 = select(exp(s12 - m_new), 0.0, s12 == NEG_BIG);
+          let p13 = select(exp(s13 - m_new), 0.0, s13 == NEG_BIG);
+          let p14 = select(exp(s14 - m_new), 0.0, s14 == NEG_BIG);
+          let p15 = select(exp(s15 - m_new), 0.0, s15 == NEG_BIG);
+          l = l * alpha + p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7 + p8 + p9 + p10 + p11 + p12 + p13 + p14 + p15;
+          for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+            acc[d4] = acc[d4] * alpha
+                 + p0 * v_tile[0u * HEAD_VEC4 + d4]
+                 + p1 * v_tile[1u * HEAD_VEC4 + d4]
+                 + p2 * v_tile[2u * HEAD_VEC4 + d4]
+                 + p3 * v_tile[3u * HEAD_VEC4 + d4]
+                 + p4 * v_tile[4u * HEAD_VEC4 + d4]
+                 + p5 * v_tile[5u * HEAD_VEC4 + d4]
+                 + p6 * v_tile[6u * HEAD_VEC4 + d4]
+                 + p7 * v_tile[7u * HEAD_VEC4 + d4]
+                 + p8 * v_tile[8u * HEAD_VEC4 + d4]
+                 + p9 * v_tile[9u * HEAD_VEC4 + d4]
+                 + p10 * v_tile[10u * HEAD_VEC4 + d4]
+                 + p11 * v_tile[11u * HEAD_VEC4 + d4]
+                 + p12 * v_tile[12u * HEAD_VEC4 + d4]
+                 + p13 * v_tile[13u * HEAD_VEC4 + d4]
+                 + p14 * v_tile[14u * HEAD_VEC4 + d4]
+                 + p15 * v_tile[15u * HEAD_VEC4 + d4];
+          }
+          m = m_new;
+        }
       }
     }
   }
@@ -294,8 +599,12 @@ fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(lo
   if (row_in_range) {
     let out_base = OUTPUT_SLOT * shape.batch * shape.queries * shape.query_heads * HEAD_DIM + q_base;
     let inv_l = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < HEAD_DIM; d++) {
-      out[out_base + d] = f16(acc[d] * inv_l);
+    for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+      let o = acc[d4] * inv_l;
+      out[out_base + 4u * d4] = f16(o.x);
+      out[out_base + 4u * d4 + 1u] = f16(o.y);
+      out[out_base + 4u * d4 + 2u] = f16(o.z);
+      out[out_base + 4u * d4 + 3u] = f16(o.w);
     }
     let lse_index = OUTPUT_SLOT * shape.batch * shape.query_heads * shape.queries + (batch * shape.query_heads + head) * shape.queries + row;
     lse[lse_index] = select(bitcast<f32>(0xff800000u), m + log(l), l > 0.0);

@@ -7,9 +7,13 @@
 // One pass over the keys: for each region the tile can meet, the query row is rotated at that
 // region's position, the region's key tiles are visited, and one online softmax is updated.
 // Tiles entirely inside a region run unmasked; tiles on a region edge test each key.
+// Vectors are vec4 and the per-key work of a tile is written out key by key (BLOCK_K is a
+// constant), so each invocation runs few loop iterations: CPU adapters (Mesa's llvmpipe) stop any
+// shader after 65535 loop iterations in total, and this keeps long sequences well under that.
 {{enables}}
 // ---- Kernel configuration ----
 const HEAD_DIM: u32 = {{headDim}}u;
+const HEAD_VEC4: u32 = {{headVec4}}u;     // HEAD_DIM / 4
 const ROTARY_DIM: u32 = {{rotaryDim}}u;   // leading dims that rotate (partial rotary when < HEAD_DIM)
 const ROPE_PAIRS: u32 = {{ropePairs}}u;   // rotation frequencies
 const ROPE_FINE_BITS: u32 = {{ropeFineBits}}u; // angle(p) = coarse[p >> FINE_BITS] + fine[p & (2^FINE_BITS - 1)]
@@ -40,8 +44,8 @@ struct Shape {
 @group(0) @binding(5) var<storage, read_write> out: array<{{outStorage}}>; // like q
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;          // (batch, query_heads, queries), natural log
 
-var<workgroup> k_tile: array<f32, {{tileElements}}>;
-var<workgroup> v_tile: array<f32, {{tileElements}}>;
+var<workgroup> k_tile: array<vec4<f32>, {{tileVec4}}>;   // BLOCK_K keys × HEAD_VEC4
+var<workgroup> v_tile: array<vec4<f32>, {{tileVec4}}>;
 
 fn imin(a: i32, b: i32) -> i32 { return min(a, b); }
 fn imax(a: i32, b: i32) -> i32 { return max(a, b); }
@@ -81,47 +85,31 @@ fn rotated_key(base: u32, d: u32, position: i32) -> f32 {
   return x * cs.x + rope_sign(d) * f32(k[base + rope_partner(d)]) * cs.y;
 }
 
+// Four consecutive elements (4·d4 …) as a vec4.
+fn rotated_query4(base: u32, d4: u32, position: i32) -> vec4<f32> {
+  let d = 4u * d4;
+  return vec4<f32>(rotated_query(base, d, position), rotated_query(base, d + 1u, position),
+                   rotated_query(base, d + 2u, position), rotated_query(base, d + 3u, position));
+}
+
+fn rotated_key4(base: u32, d4: u32, position: i32) -> vec4<f32> {
+  let d = 4u * d4;
+  return vec4<f32>(rotated_key(base, d, position), rotated_key(base, d + 1u, position),
+                   rotated_key(base, d + 2u, position), rotated_key(base, d + 3u, position));
+}
+
+fn key4(base: u32, d4: u32) -> vec4<f32> {
+  let d = base + 4u * d4;
+  return vec4<f32>(f32(k[d]), f32(k[d + 1u]), f32(k[d + 2u]), f32(k[d + 3u]));
+}
+
+fn value4(base: u32, d4: u32) -> vec4<f32> {
+  let d = base + 4u * d4;
+  return vec4<f32>(f32(v[d]), f32(v[d + 1u]), f32(v[d + 2u]), f32(v[d + 3u]));
+}
+
 // ---- Positions and key ranges, rendered from the pattern ----
 {{positionFunctions}}
-
-// Accumulates one K/V tile into the row's online softmax. `masked` tiles consult keep[].
-fn accumulate_tile(q_rot: ptr<function, array<f32, {{headDim}}>>, acc: ptr<function, array<f32, {{headDim}}>>,
-                   m: ptr<function, f32>, l: ptr<function, f32>, keep: ptr<function, array<bool, {{blockK}}>>, masked: bool) {
-  var s: array<f32, {{blockK}}>;
-  var tile_max = NEG_BIG;
-  for (var jj = 0u; jj < BLOCK_K; jj++) {
-    var dot = 0.0;
-    for (var d = 0u; d < HEAD_DIM; d++) {
-      dot += (*q_rot)[d] * k_tile[jj * HEAD_DIM + d];
-    }
-    var score = dot * shape.logit_scale;
-    if (masked && !(*keep)[jj]) {
-      score = NEG_BIG;
-    }
-    s[jj] = score;
-    tile_max = max(tile_max, score);
-  }
-  if (tile_max == NEG_BIG) {
-    return; // no visible key in this tile for this row
-  }
-  let m_new = max(*m, tile_max);
-  let alpha = exp(*m - m_new);
-  var row_sum = 0.0;
-  for (var jj = 0u; jj < BLOCK_K; jj++) {
-    let p = select(exp(s[jj] - m_new), 0.0, s[jj] == NEG_BIG);
-    s[jj] = p;
-    row_sum += p;
-  }
-  for (var d = 0u; d < HEAD_DIM; d++) {
-    var a = (*acc)[d] * alpha;
-    for (var jj = 0u; jj < BLOCK_K; jj++) {
-      a += s[jj] * v_tile[jj * HEAD_DIM + d];
-    }
-    (*acc)[d] = a;
-  }
-  *l = *l * alpha + row_sum;
-  *m = m_new;
-}
 
 @compute @workgroup_size({{blockQ}})
 fn {{entryPoint}}(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -139,9 +127,8 @@ fn {{entryPoint}}(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invocat
   let kv_stride = shape.key_heads * HEAD_DIM;                   // between consecutive keys
   let kv_base = (batch * shape.keys * shape.key_heads + kv_head) * HEAD_DIM;
 
-  var q_rot: array<f32, {{headDim}}>;
-  var acc: array<f32, {{headDim}}>;
-  var keep: array<bool, {{blockK}}>;
+  var q_rot: array<vec4<f32>, {{headVec4}}>;
+  var acc: array<vec4<f32>, {{headVec4}}>;
   var m = NEG_BIG;
   var l = 0.0;
 
@@ -150,8 +137,12 @@ fn {{entryPoint}}(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invocat
   if (row_in_range) {
     let out_base = OUTPUT_SLOT * shape.batch * shape.queries * shape.query_heads * HEAD_DIM + q_base;
     let inv_l = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < HEAD_DIM; d++) {
-      out[out_base + d] = {{outStorage}}(acc[d] * inv_l);
+    for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+      let o = acc[d4] * inv_l;
+      out[out_base + 4u * d4] = {{outStorage}}(o.x);
+      out[out_base + 4u * d4 + 1u] = {{outStorage}}(o.y);
+      out[out_base + 4u * d4 + 2u] = {{outStorage}}(o.z);
+      out[out_base + 4u * d4 + 3u] = {{outStorage}}(o.w);
     }
     let lse_index = OUTPUT_SLOT * shape.batch * shape.query_heads * shape.queries + (batch * shape.query_heads + head) * shape.queries + row;
     lse[lse_index] = select(bitcast<f32>(0xff800000u), m + log(l), l > 0.0);

@@ -4,33 +4,48 @@
     let key_end = {{tileKeyEnd}};
     if (key_begin <= key_end) {
       let query_position = {{queryPosition}};
-      for (var d = 0u; d < HEAD_DIM; d++) {
-        q_rot[d] = rotated_query(q_base, d, query_position);
+      for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+        q_rot[d4] = rotated_query4(q_base, d4, query_position);
       }
       for (var key_tile = (key_begin / i32(BLOCK_K)) * i32(BLOCK_K); key_tile <= key_end; key_tile += i32(BLOCK_K)) {
         workgroupBarrier();
-        for (var e = lid; e < BLOCK_K * HEAD_DIM; e += BLOCK_Q) {
-          let j = key_tile + i32(e / HEAD_DIM);
-          let d = e % HEAD_DIM;
-          var k_value = 0.0;
-          var v_value = 0.0;
+        for (var e = lid; e < BLOCK_K * HEAD_VEC4; e += BLOCK_Q) {
+          let j = key_tile + i32(e / HEAD_VEC4);
+          let d4 = e % HEAD_VEC4;
+          var k_value = vec4<f32>(0.0);
+          var v_value = vec4<f32>(0.0);
           if (j < i32(shape.keys)) {
             let at = kv_base + u32(j) * kv_stride;
             k_value = {{keyValue}};
-            v_value = f32(v[at + d]);
+            v_value = value4(at, d4);
           }
           k_tile[e] = k_value;
           v_tile[e] = v_value;
         }
         workgroupBarrier();
+        // Scores of this row against the tile's BLOCK_K keys, one named accumulator per key.
+{{scoreDeclarations}}
+        for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+          let qv = q_rot[d4];
+{{scoreAccumulate}}
+        }
+{{scoreScale}}
         // The whole tile lies inside region {{regionName}} for every row: no element mask.
         let unmasked = {{tileUnmasked}};
         if (!unmasked) {
-          for (var jj = 0u; jj < BLOCK_K; jj++) {
-            keep[jj] = visible_{{ident}}(i, key_tile + i32(jj));
-          }
+{{scoreMask}}
         }
-        accumulate_tile(&q_rot, &acc, &m, &l, &keep, !unmasked);
+        let tile_max = {{tileMax}};
+        if (tile_max > NEG_BIG) {   // else no key of this tile is visible to this row
+          let m_new = max(m, tile_max);
+          let alpha = exp(m - m_new);
+{{probabilities}}
+          l = l * alpha + {{probabilitySum}};
+          for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
+            acc[d4] = acc[d4] * alpha{{valueAccumulate}};
+          }
+          m = m_new;
+        }
       }
     }
   }

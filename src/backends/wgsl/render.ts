@@ -57,16 +57,37 @@ function ropeLayout(plan: KernelPlan): string {
   ].join('\n');
 }
 
+/** One line per key of a tile: the generator unrolls what a loop over BLOCK_K would do. */
+function perKey(blockK: number, line: (jj: number) => string, indent: number): string {
+  return Array.from({ length: blockK }, (_, jj) => ' '.repeat(indent) + line(jj)).join('\n');
+}
+
+/** max over the per-key scores as a balanced tree (short dependency chains). */
+function maxTree(names: string[]): string {
+  if (names.length === 1) return names[0]!;
+  const half = Math.ceil(names.length / 2);
+  return `max(${maxTree(names.slice(0, half))}, ${maxTree(names.slice(half))})`;
+}
+
 function regionVisit(plan: KernelPlan, r: RegionPlan): string {
+  const bk = plan.config.blockK;
+  const scores = Array.from({ length: bk }, (_, jj) => `s${jj}`);
   return renderTemplate('wgsl', 'region-visit.wgsl', {
     regionName: r.name,
     regionSummary: r.summary,
-    ident: r.ident,
     tileKeyBegin: wgslExpr(plan, r.tileKeyBegin),
     tileKeyEnd: wgslExpr(plan, r.tileKeyEnd),
     queryPosition: `query_position_${r.ident}(i)`,
-    keyValue: plan.config.preRotatedKeys ? 'f32(k[at + d])  /* keys arrive pre-rotated */' : `rotated_key(at, d, ${keyPositionFunction(r)}(j))`,
+    keyValue: plan.config.preRotatedKeys ? 'key4(at, d4)  /* keys arrive pre-rotated */' : `rotated_key4(at, d4, ${keyPositionFunction(r)}(j))`,
     tileUnmasked: wgslExpr(plan, r.tileUnmasked),
+    scoreDeclarations: perKey(bk, (jj) => `var s${jj} = 0.0;`, 8),
+    scoreAccumulate: perKey(bk, (jj) => `s${jj} += dot(qv, k_tile[${jj}u * HEAD_VEC4 + d4]);`, 10),
+    scoreScale: perKey(bk, (jj) => `s${jj} *= shape.logit_scale;`, 8),
+    scoreMask: perKey(bk, (jj) => `if (!visible_${r.ident}(i, key_tile + ${jj})) { s${jj} = NEG_BIG; }`, 10),
+    tileMax: maxTree(scores),
+    probabilities: perKey(bk, (jj) => `let p${jj} = select(exp(s${jj} - m_new), 0.0, s${jj} == NEG_BIG);`, 10),
+    probabilitySum: Array.from({ length: bk }, (_, jj) => `p${jj}`).join(' + '),
+    valueAccumulate: Array.from({ length: bk }, (_, jj) => `\n                 + p${jj} * v_tile[${jj}u * HEAD_VEC4 + d4]`).join(''),
   });
 }
 
@@ -94,6 +115,7 @@ export function renderAttentionWgsl(plan: KernelPlan, options: WgslKernelOptions
     command: options.command,
     enables: storage === 'f16' ? 'enable f16;\n' : '',
     headDim: c.headDim,
+    headVec4: c.headDim / 4,
     rotaryDim: plan.rope.rotaryDim,
     ropePairs: plan.rope.pairs,
     ropeFineBits: plan.rope.fineBits,
@@ -105,7 +127,7 @@ export function renderAttentionWgsl(plan: KernelPlan, options: WgslKernelOptions
       : plan.constants.map((k) => `const ${k.name}: i32 = ${k.value}; // ${k.doc}`).join('\n'),
     storage,
     outStorage: options.partial ? 'f32' : storage,
-    tileElements: c.blockK * c.headDim,
+    tileVec4: c.blockK * (c.headDim / 4),
     ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
     ropeLayout: ropeLayout(plan),
     positionFunctions: positionFunctions(plan),

@@ -8,8 +8,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runWebGpuJob } from '../../../runtime/webgpu/runner.js';
-import { UsageError } from '../../errors.js';
+import { KernelError, UsageError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest } from '../../execute.js';
+import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { attentionShape } from '../../reference/attention.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { cacheFolder } from '../kernel-set.js';
@@ -18,6 +19,9 @@ import { emitWgsl, wgslKernelConfig, type KernelVariant, type WgslKernelSet } fr
 
 export interface WgslRunOptions {
   readonly variant?: KernelVariant;
+  /** Tile sizes other than the defaults (tuning, tests). */
+  readonly blockQ?: number;
+  readonly blockK?: number;
   readonly repeats?: number;
   readonly warmup?: number;
 }
@@ -52,6 +56,20 @@ async function writeInputs(work: string, request: Pick<AttentionRequest, 'q' | '
   return inputs;
 }
 
+/** Mesa's llvmpipe ends every shader invocation after this many loop iterations in total. */
+export const LLVMPIPE_LOOP_LIMIT = 65535;
+
+/**
+ * An upper bound on the loop iterations one invocation of the fused kernel runs: per key tile the
+ * tile load, the score and the value loops over HEAD_DIM/4; per region the query rotation.
+ */
+export function loopIterationBound(plan: KernelPlan, keys: number): number {
+  const { blockK, blockQ, headDim } = plan.config;
+  const perTile = Math.ceil((blockK * headDim) / 4 / blockQ) + headDim / 2 + 1;
+  const tiles = Math.ceil(keys / blockK) + 2 * plan.regions.length;
+  return tiles * perTile + (plan.regions.length + 1) * (headDim / 4);
+}
+
 export async function runWgslAttention(request: AttentionRequest, options: WgslRunOptions = {}): Promise<WgslRunResult> {
   if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends; wgsl runs on a real WebGPU adapter');
   if (request.dtype === 'bf16') throw new UsageError('the wgsl backend stores f32 or f16 (WGSL has no bfloat16); use --dtype f32 or f16');
@@ -63,6 +81,8 @@ export async function runWgslAttention(request: AttentionRequest, options: WgslR
     ropeStyle: request.rope.style,
     ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
     preRotatedKeys: request.preRotatedKeys ?? false,
+    ...(options.blockQ !== undefined ? { blockQ: options.blockQ } : {}),
+    ...(options.blockK !== undefined ? { blockK: options.blockK } : {}),
   });
   const set = emitWgsl(request.pattern, config, { variant: options.variant ?? 'fused' });
   const launcher = await materialize(set);
@@ -86,6 +106,11 @@ export async function runWgslAttention(request: AttentionRequest, options: WgslR
       readPaths: [work, join(launcher, '..')],
       writePaths: [work],
     });
+    const bound = loopIterationBound(set.plan, shape.keys);
+    if (/llvmpipe/i.test(adapter.description) && bound > LLVMPIPE_LOOP_LIMIT) {
+      // llvmpipe would have cut the loops short: refuse the result rather than return a wrong one.
+      throw new KernelError(`${shape.keys} keys need up to ${bound} loop iterations per invocation, more than the ${LLVMPIPE_LOOP_LIMIT} Mesa's llvmpipe (CPU adapter) runs; use a GPU adapter or fewer keys`);
+    }
     const out = decodeStorage(await readFile(outputs.out), dtype);
     const lse = decodeStorage(await readFile(outputs.lse), 'f32');
     return {
