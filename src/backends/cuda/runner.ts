@@ -5,14 +5,13 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { KernelError, UnavailableError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest } from '../../execute.js';
 import { attentionShape } from '../../reference/attention.js';
-import { decodeStorage, encodeStorage } from '../../io/storage.js';
+import { runHarness } from '../harness-run.js';
 import { packageRoot } from '../template.js';
 import { cacheFolder } from '../kernel-set.js';
 import type { KernelVariant } from '../kernel-set.js';
@@ -83,28 +82,14 @@ export async function runCudaAttention(request: AttentionRequest, options: CudaR
   let set: CudaKernelSet = emitCuda(request.pattern, config, { variant: options.variant ?? 'fused' });
   if (options.transformSource !== undefined) set = { ...set, source: options.transformSource(set.source) };
   const binary = await buildHarness(set, emulate);
-  const work = await mkdtemp(join(tmpdir(), 'dcagen-cuda-'));
-  try {
-    const files = ['q', 'k', 'v', 'out', 'lse'].map((n) => join(work, `${n}.bin`));
-    await writeFile(files[0]!, encodeStorage(request.q.data, request.dtype));
-    await writeFile(files[1]!, encodeStorage(request.k.data, request.dtype));
-    await writeFile(files[2]!, encodeStorage(request.v.data, request.dtype));
-    const elementBytes = request.dtype === 'f32' ? 4 : 2;
-    const args = [...files, shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads, shape.headDim, elementBytes,
-      request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1].map(String);
-    const run = await execa(binary, args, { reject: false, all: true });
-    if (run.exitCode === 3) throw new UnavailableError('no usable CUDA device; run the same kernel on the CPU emulation with --emulate');
-    if (run.exitCode !== 0) {
-      const lines = (run.all ?? '').split('\n').filter((l) => l.trim().length > 0);
-      throw new KernelError(`${set.name}${emulate ? ' (emulated)' : ''} failed: ${lines.slice(-3).join(' | ') || `exit ${run.exitCode}`}`);
-    }
-    const times = (run.stdout ?? '').split('\n').filter((l) => l.startsWith('time_ms ')).map((l) => Number(l.slice(8)));
-    return {
-      out: { shape: [shape.batch, shape.queries, shape.queryHeads, shape.headDim], data: decodeStorage(await readFile(files[3]!), request.dtype) },
-      lse: { shape: [shape.batch, shape.queryHeads, shape.queries], data: decodeStorage(await readFile(files[4]!), 'f32') },
-      times,
-    };
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  const elementBytes = request.dtype === 'f32' ? 4 : 2;
+  const shapeArgs = [shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads, shape.headDim, elementBytes,
+    request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1].map(String);
+  return runHarness({
+    label: set.name,
+    request,
+    shape,
+    invoke: (files) => execa(binary, [...files, ...shapeArgs], { reject: false, all: true }),
+    noDevice: 'no usable CUDA device; run the same kernel on the CPU emulation with --emulate',
+  });
 }

@@ -6,14 +6,14 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { KernelError, UnavailableError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest } from '../../execute.js';
 import { attentionShape } from '../../reference/attention.js';
-import { decodeStorage, encodeStorage } from '../../io/storage.js';
+import { runHarness } from '../harness-run.js';
 import { packageRoot } from '../template.js';
 import type { KernelVariant } from '../kernel-set.js';
 import { cacheFolder } from '../kernel-set.js';
@@ -161,37 +161,23 @@ export async function runMetalAttention(request: AttentionRequest, options: Meta
     preRotatedKeys: request.preRotatedKeys ?? false,
   });
   const set: MetalKernelSet = emitMetal(request.pattern, config, { variant: options.variant ?? 'fused' });
-  const work = await mkdtemp(join(tmpdir(), 'dcagen-metal-'));
-  try {
-    const files = ['q', 'k', 'v', 'out', 'lse'].map((n) => join(work, `${n}.bin`));
-    await writeFile(files[0]!, encodeStorage(request.q.data, request.dtype));
-    await writeFile(files[1]!, encodeStorage(request.k.data, request.dtype));
-    await writeFile(files[2]!, encodeStorage(request.v.data, request.dtype));
-    const shapeArgs = [shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads,
-      request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1].map(String);
-    let run;
-    if (emulate) {
-      const binary = await buildEmulation(set);
-      const schedule = options.schedule ?? process.env['DCAGEN_EMU_SCHEDULE'] ?? 'alternate';
-      // Threadgroups are independent: spread them over the cores unless told otherwise.
-      const workers = process.env['DCAGEN_EMU_WORKERS'] ?? String(availableParallelism());
-      run = await execa(binary, [...files, ...shapeArgs], { reject: false, all: true, env: { DCAGEN_EMU_SCHEDULE: schedule, DCAGEN_EMU_WORKERS: workers } });
-    } else {
+  const shapeArgs = [shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads,
+    request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1].map(String);
+  return runHarness({
+    label: set.name,
+    request,
+    shape,
+    invoke: async (files) => {
+      if (emulate) {
+        const binary = await buildEmulation(set);
+        const schedule = options.schedule ?? process.env['DCAGEN_EMU_SCHEDULE'] ?? 'alternate';
+        // Threadgroups are independent: spread them over the cores unless told otherwise.
+        const workers = process.env['DCAGEN_EMU_WORKERS'] ?? String(availableParallelism());
+        return execa(binary, [...files, ...shapeArgs], { reject: false, all: true, env: { DCAGEN_EMU_SCHEDULE: schedule, DCAGEN_EMU_WORKERS: workers } });
+      }
       const { host, library } = await buildNative(set);
-      run = await execa(host, [library, ...files, ...shapeArgs], { reject: false, all: true });
-      if (run.exitCode === 3) throw new UnavailableError('no Metal device on this Mac; run the same kernel on the CPU emulation with --emulate');
-    }
-    if (run.exitCode !== 0) {
-      const lines = (run.all ?? '').split('\n').filter((l) => l.trim().length > 0);
-      throw new KernelError(`${set.name}${emulate ? ' (emulated)' : ''} failed: ${lines.slice(-3).join(' | ') || `exit ${run.exitCode}`}`);
-    }
-    const times = (run.stdout ?? '').split('\n').filter((l) => l.startsWith('time_ms ')).map((l) => Number(l.slice(8)));
-    return {
-      out: { shape: [shape.batch, shape.queries, shape.queryHeads, shape.headDim], data: decodeStorage(await readFile(files[3]!), request.dtype) },
-      lse: { shape: [shape.batch, shape.queryHeads, shape.queries], data: decodeStorage(await readFile(files[4]!), 'f32') },
-      times,
-    };
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+      return execa(host, [library, ...files, ...shapeArgs], { reject: false, all: true });
+    },
+    noDevice: 'no Metal device on this Mac; run the same kernel on the CPU emulation with --emulate',
+  });
 }
