@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { farPositionsError } from './helpers/far-positions.js';
 import { emitWgsl, wgslKernelConfig } from '../src/backends/wgsl/emit.js';
-import { LLVMPIPE_LOOP_LIMIT, loopIterationBound, runWgslAttention } from '../src/backends/wgsl/runner.js';
+import { LLVMPIPE_LOOP_LIMIT, loopIterationBound, maxSplitKeys } from '../src/backends/wgsl/invocation-bound.js';
+import { runWgslAttention } from '../src/backends/wgsl/runner.js';
 import { compilePattern } from '../src/dsl/instantiate.js';
 import { builtinPattern } from '../src/patterns/index.js';
 import { referenceAttention } from '../src/reference/attention.js';
@@ -56,22 +57,39 @@ describe('WGSL kernels on WebGPU', () => {
     }
   });
 
-  it('stays exact over thousands of keys (CPU adapters cut shaders off after 65535 loop iterations)', async () => {
-    // One query row over 3000 keys at d 128: the old scalar skeleton ran out of loop iterations on
-    // llvmpipe after ~460 keys and silently returned partial sums.
+  it('stays exact over thousands of keys: each invocation walks one bounded split (llvmpipe stops shaders after 65535 loop iterations)', async () => {
+    // Two query rows over 20000 keys at d 128. Without splits one invocation would walk every key
+    // and llvmpipe would silently cut its loops short; the launcher caps the keys of a split there.
     const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 1100, localWindow: 100 });
-    const q = randomTensor([1, 1, 1, 128], 61, 2);
-    const k = randomTensor([1, 3000, 1, 128], 62, 2);
-    const v = randomTensor([1, 3000, 1, 128], 63);
+    const q = randomTensor([1, 2, 1, 128], 61, 2);
+    const k = randomTensor([1, 20000, 1, 128], 62, 2);
+    const v = randomTensor([1, 20000, 1, 128], 63);
     const rope = { theta: 10000, style: 'half' as const };
     const expected = referenceAttention(q, k, v, { pattern, rope });
     const got = await runWgslAttention({ q, k, v, pattern, rope, dtype: 'f32' });
     expect(maxAbsDifference(expected.out.data, got.out.data)).toBeLessThanOrEqual(2e-4);
     expect(maxAbsDifference(expected.lse.data, got.lse.data)).toBeLessThanOrEqual(2e-4);
-    // Past the limit the runner refuses instead of returning a wrong result.
     const plan = emitWgsl(pattern, wgslKernelConfig({ headDim: 128, dtype: 'f32' })).plan;
-    expect(loopIterationBound(plan, 3000)).toBeLessThan(LLVMPIPE_LOOP_LIMIT);
-    expect(loopIterationBound(plan, 20000)).toBeGreaterThan(LLVMPIPE_LOOP_LIMIT);
+    expect(got.split.loopCapped).toBe(true);
+    expect(got.split.splitKeys).toBeLessThanOrEqual(maxSplitKeys(plan));
+    expect(got.split.splits).toBe(Math.ceil(20000 / got.split.splitKeys));
+    expect(loopIterationBound(plan, maxSplitKeys(plan))).toBeLessThanOrEqual(LLVMPIPE_LOOP_LIMIT);
+    expect(loopIterationBound(plan, maxSplitKeys(plan) + plan.config.blockK)).toBeGreaterThan(LLVMPIPE_LOOP_LIMIT);
+  });
+
+  it('gives the same result for every forced split count, fused and three-pass', async () => {
+    const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 40, localWindow: 9 });
+    const q = randomTensor([1, 37, 4, 32], 71);
+    const k = randomTensor([1, 150, 2, 32], 72);
+    const v = randomTensor([1, 150, 2, 32], 73);
+    const rope = { theta: 10000, style: 'half' as const };
+    const expected = referenceAttention(q, k, v, { pattern, rope });
+    for (const [variant, splits] of [['fused', 1], ['fused', 2], ['fused', 5], ['three-pass', 1], ['three-pass', 3]] as const) {
+      const got = await runWgslAttention({ q, k, v, pattern, rope, dtype: 'f32' }, { variant, splits });
+      expect(got.split.splits, `${variant} ${splits}`).toBe(splits);
+      expect(maxAbsDifference(expected.out.data, got.out.data), `${variant} ${splits}`).toBeLessThanOrEqual(2e-4);
+      expect(maxAbsDifference(expected.lse.data, got.lse.data), `${variant} ${splits}`).toBeLessThanOrEqual(2e-4);
+    }
   });
 
   it('keeps RoPE exact at Qwen-1M positions (θ = 1e7, positions near 262144, peaked attention)', async () => {

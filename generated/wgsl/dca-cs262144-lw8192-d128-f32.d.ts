@@ -24,6 +24,16 @@ export interface AttentionOptions {
   scale?: number;
   /** Qwen temperature scaling: logits × f(n)², f(n) = max(1, 0.1·ln(n / c_orig) + 1). */
   originalMaxPosition?: number;
+  /** Force the number of key splits (rounded to whole key tiles); default: chosen from the work. */
+  splits?: number;
+  /** Cap the keys one invocation walks at config.maxSplitKeys (default: detected, true on llvmpipe). */
+  loopCapped?: boolean;
+}
+
+export interface SplitPlan {
+  /** Keys per split, a multiple of config.blockK. */
+  splitKeys: number;
+  splits: number;
 }
 
 export declare const config: {
@@ -35,6 +45,8 @@ export declare const config: {
   readonly dtype: 'f32' | 'f16';
   readonly blockQ: number;
   readonly blockK: number;
+  /** Most keys one invocation may walk on loop-capped adapters (llvmpipe). */
+  readonly maxSplitKeys: number;
   readonly preRotatedKeys: boolean;
   readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };
 };
@@ -42,12 +54,18 @@ export declare const config: {
 export declare function ropeTables(theta: number, maxPosition: number): { table: Float32Array; coarseRows: number };
 export declare function logitScale(keys: number, options?: AttentionOptions): number;
 export declare function maxPosition(keys: number): number;
+export declare function isLoopCappedAdapter(info: GPUAdapterInfo | undefined): boolean;
+export declare function splitPlan(shape: AttentionShape, options?: { splits?: number; loopCapped?: boolean }): SplitPlan;
 
 export interface Attention {
   readonly config: typeof config;
   /** Bytes per element of q, k, v and out. */
   readonly elementBytes: number;
-  /** Records the dispatches into `encoder`; returns the shape uniform buffer (destroy it after the work is done). */
+  /** Whether invocations are capped at config.maxSplitKeys keys on this device. */
+  readonly loopCapped: boolean;
+  /** How a call of this shape splits its keys. */
+  splitPlan(shape: AttentionShape): SplitPlan;
+  /** Records the dispatches into `encoder`; returns the parameter uniform buffer (destroy it after the work is done). */
   encode(encoder: GPUCommandEncoder, buffers: AttentionBuffers, shape: AttentionShape): GPUBuffer;
   /** Encodes, submits and resolves when the GPU has finished. */
   run(buffers: AttentionBuffers, shape: AttentionShape): Promise<void>;

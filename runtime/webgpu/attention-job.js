@@ -40,7 +40,7 @@ export async function runAttentionJob(device, args, io) {
     await io.writeFile(args.outputs.lse, await readBack(device, lse, lseBytes));
   }
   for (const b of [q, k, v, out, lse]) b.destroy();
-  return { times };
+  return { times, split: { ...attention.splitPlan(args.shape), loopCapped: attention.loopCapped } };
 }
 
 function align4(n) {

@@ -18,7 +18,12 @@ export const config = {{config}};
 
 const KERNELS = {{kernels}};
 
-const SHAPE_BYTES = 32;
+// The AttentionParams uniform (see the kernels' source): 12 words.
+const PARAMS_BYTES = 48;
+// Work-based split choice (flash-decoding): a call with fewer (query tile, head, batch) workgroups
+// than this splits its keys until it has about this many, but never below MIN_SPLIT_KEYS keys each.
+const TARGET_WORKGROUPS = 256;
+const MIN_SPLIT_KEYS = 512;
 
 /**
  * RoPE tables in float64, rounded once to f32: the fine table holds angles p·f for p below
@@ -55,6 +60,41 @@ export function maxPosition(keys) {
   return config.rope.positionLimit ?? keys - 1;
 }
 
+/**
+ * Whether `device` runs on an adapter that stops every shader invocation after 65535 loop
+ * iterations (Mesa's llvmpipe / lavapipe): there the keys one invocation walks are capped at
+ * `config.maxSplitKeys`. Other adapters only split for parallelism.
+ */
+export function isLoopCappedAdapter(info) {
+  if (info === undefined || info === null) return false;
+  return /llvmpipe|lavapipe/i.test(`${info.description ?? ''} ${info.device ?? ''} ${info.architecture ?? ''}`);
+}
+
+/**
+ * How the keys of a call are split across workgroups: `splitKeys` keys (a multiple of blockK) per
+ * split, `splits` splits. Options: `splits` forces the count (rounded to whole key tiles);
+ * `loopCapped` caps the keys per split at config.maxSplitKeys.
+ */
+export function splitPlan(shape, { splits, loopCapped = false } = {}) {
+  const tile = config.blockK;
+  const roundUp = (n) => Math.ceil(n / tile) * tile;
+  let splitKeys;
+  if (splits !== undefined) {
+    if (!Number.isInteger(splits) || splits < 1) throw new Error(`splits must be a positive integer, got ${splits}`);
+    splitKeys = roundUp(Math.ceil(shape.keys / splits));
+    if (loopCapped && splitKeys > config.maxSplitKeys) {
+      throw new Error(`${splits} splits leave ${splitKeys} keys per invocation; this adapter stops shaders past ${config.maxSplitKeys} (use at least ${Math.ceil(shape.keys / config.maxSplitKeys)} splits)`);
+    }
+  } else {
+    const groups = Math.ceil(shape.queries / config.blockQ) * shape.queryHeads * shape.batch;
+    const wanted = groups >= TARGET_WORKGROUPS ? 1 : Math.ceil(TARGET_WORKGROUPS / groups);
+    splitKeys = Math.max(roundUp(Math.ceil(shape.keys / wanted)), roundUp(MIN_SPLIT_KEYS));
+    if (loopCapped) splitKeys = Math.min(splitKeys, config.maxSplitKeys);
+  }
+  splitKeys = Math.min(splitKeys, roundUp(shape.keys));
+  return { splitKeys, splits: Math.ceil(shape.keys / splitKeys) };
+}
+
 function checkShape(shape) {
   const { batch, queries, keys, queryHeads, keyHeads } = shape;
   for (const [name, value] of Object.entries({ batch, queries, keys, queryHeads, keyHeads })) {
@@ -66,19 +106,23 @@ function checkShape(shape) {
 
 /**
  * Compiles the pipelines for `device` and returns `run` (encode + submit) and `encode` (record
- * into your own command encoder). Options: ropeTheta (default 10000), scale, originalMaxPosition.
+ * into your own command encoder). Options: ropeTheta (default 10000), scale, originalMaxPosition,
+ * splits (force the number of key splits), loopCapped (default: detected from device.adapterInfo).
  */
 export async function createAttention(device, options = {}) {
   const ropeTheta = options.ropeTheta ?? 10000;
+  const loopCapped = options.loopCapped ?? isLoopCappedAdapter(device.adapterInfo);
   const pipelines = await Promise.all(KERNELS.map(async (kernel) => {
     const module = device.createShaderModule({ label: kernel.label, code: kernel.source });
     const pipeline = await device.createComputePipelineAsync({ label: kernel.label, layout: 'auto', compute: { module, entryPoint: kernel.entryPoint } });
     return { kernel, pipeline };
   }));
+  const attentionPipelines = pipelines.filter((p) => p.kernel.kind === 'attention');
+  const mergePipeline = pipelines.find((p) => p.kernel.kind === 'merge');
+  const passes = attentionPipelines.length;
   const elementBytes = config.dtype === 'f16' ? 2 : 4;
-  const partialsCount = KERNELS.filter((k) => k.kind === 'partial').length;
   let rope;
-  let scratch;
+  let workspace;
 
   const ropeBuffer = (keys) => {
     const wanted = maxPosition(keys);
@@ -94,48 +138,48 @@ export async function createAttention(device, options = {}) {
     return rope;
   };
 
-  const partialBuffers = (shape) => {
-    const rows = shape.batch * shape.queries * shape.queryHeads;
-    const outBytes = partialsCount * rows * config.headDim * 4;
-    const lseBytes = partialsCount * rows * 4;
-    if (scratch === undefined || scratch.outBytes < outBytes) {
-      scratch?.out.destroy();
-      scratch?.lse.destroy();
-      scratch = {
-        outBytes,
-        out: device.createBuffer({ label: 'dcagen partial out', size: outBytes, usage: GPUBufferUsage.STORAGE }),
-        lse: device.createBuffer({ label: 'dcagen partial lse', size: lseBytes, usage: GPUBufferUsage.STORAGE }),
-      };
+  // Partial outputs and LSEs of every (pass, split), f32; grown on demand and kept between calls.
+  const workspaceBuffer = (partials, rows) => {
+    const bytes = Math.max(16, partials * rows * (config.headDim + 1) * 4);
+    if (workspace === undefined || workspace.size < bytes) {
+      workspace?.destroy();
+      workspace = device.createBuffer({ label: 'dcagen partials', size: bytes, usage: GPUBufferUsage.STORAGE });
     }
-    return scratch;
+    return workspace;
   };
 
   function encode(encoder, buffers, shape) {
     checkShape(shape);
+    const { splitKeys, splits } = splitPlan(shape, { splits: options.splits, loopCapped });
+    const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+    if (shape.batch * splits > maxGroups) throw new Error(`batch × splits (${shape.batch} × ${splits}) exceeds the adapter's ${maxGroups} workgroups per dimension`);
+    const direct = passes === 1 && splits === 1 && attentionPipelines[0].kernel.directOutput;
+    const partials = passes * splits;
+    const rows = shape.batch * shape.queries * shape.queryHeads;
     const table = ropeBuffer(shape.keys);
-    const uniform = device.createBuffer({ label: 'dcagen shape', size: SHAPE_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    const words = new ArrayBuffer(SHAPE_BYTES);
-    new Uint32Array(words, 0, 6).set([shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads, table.coarseRows]);
+    const partial = workspaceBuffer(direct ? 0 : partials, rows);
+    const uniform = device.createBuffer({ label: 'dcagen attention params', size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const words = new ArrayBuffer(PARAMS_BYTES);
+    const u32 = new Uint32Array(words);
+    u32.set([shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads, table.coarseRows]);
     new Float32Array(words, 24, 1)[0] = logitScale(shape.keys, options);
+    u32.set([splits, splitKeys, partials], 7);
     device.queue.writeBuffer(uniform, 0, words);
-    const partial = partialsCount > 0 ? partialBuffers(shape) : undefined;
+    const bind = (pipeline, buffers) => device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
     const pass = encoder.beginComputePass({ label: config.name });
-    for (const { kernel, pipeline } of pipelines) {
-      const entries = kernel.kind === 'merge'
-        ? [uniform, partial.out, partial.lse, buffers.out, buffers.lse]
-        : [uniform, buffers.q, buffers.k, buffers.v, table.buffer, kernel.kind === 'partial' ? partial.out : buffers.out, kernel.kind === 'partial' ? partial.lse : buffers.lse];
-      const bindGroup = device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: entries.map((buffer, binding) => ({ binding, resource: { buffer } })),
-      });
+    for (const { pipeline } of attentionPipelines) {
       pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bindGroup);
-      if (kernel.kind === 'merge') {
-        const groups = Math.ceil((shape.batch * shape.queries * shape.queryHeads) / 64);
-        pass.dispatchWorkgroups(Math.min(groups, 65535), Math.ceil(groups / 65535));
-      } else {
-        pass.dispatchWorkgroups(Math.ceil(shape.queries / config.blockQ), shape.queryHeads, shape.batch);
-      }
+      pass.setBindGroup(0, bind(pipeline, [uniform, buffers.q, buffers.k, buffers.v, table.buffer, buffers.out, buffers.lse, partial]));
+      pass.dispatchWorkgroups(Math.ceil(shape.queries / config.blockQ), shape.queryHeads, shape.batch * splits);
+    }
+    if (!direct) {
+      pass.setPipeline(mergePipeline.pipeline);
+      pass.setBindGroup(0, bind(mergePipeline.pipeline, [uniform, partial, buffers.out, buffers.lse]));
+      const groups = Math.ceil((rows * (config.headDim / 4)) / 64);
+      pass.dispatchWorkgroups(Math.min(groups, maxGroups), Math.ceil(groups / maxGroups));
     }
     pass.end();
     return uniform;
@@ -148,5 +192,5 @@ export async function createAttention(device, options = {}) {
     return device.queue.onSubmittedWorkDone().then(() => uniform.destroy());
   }
 
-  return { config, elementBytes, encode, run };
+  return { config, elementBytes, loopCapped, splitPlan: (shape) => splitPlan(shape, { splits: options.splits, loopCapped }), encode, run };
 }

@@ -6,6 +6,7 @@ import type { CompiledPattern } from '../../dsl/instantiate.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
 import { kernelSetName, type EmittedFile, type KernelVariant } from '../kernel-set.js';
 import { renderTemplate } from '../template.js';
+import { maxSplitKeys } from './invocation-bound.js';
 import { renderAttentionWgsl, renderMergeWgsl } from './render.js';
 
 export interface WgslEmitOptions {
@@ -24,7 +25,7 @@ export interface WgslKernelSet {
   readonly launcher: string;
 }
 
-/** Largest power-of-two key tile whose K and V halves fit in 16 KiB of workgroup memory (max 32). */
+/** Largest power-of-two key tile whose K and V tiles fit in 16 KiB of workgroup memory (max 32). */
 export function defaultBlockK(headDim: number): number {
   let blockK = 32;
   while (blockK > 1 && blockK * headDim * 4 * 2 > 16384) blockK /= 2;
@@ -48,26 +49,28 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
   const name = options.name ?? kernelSetName(pattern, config, variant);
   const command = options.command ?? `dcagen emit --backend wgsl --pattern ${pattern.name} …`;
   const entry = name.replace(/[^A-Za-z0-9]/g, '_');
-  const kernels: Array<{ label: string; entryPoint: string; kind: 'fused' | 'partial' | 'merge'; file: string; source: string }> = [];
+  // Every set ends with the merge kernel: it combines key splits (and, for three-pass, the passes).
+  const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'merge'; directOutput: boolean; file: string; source: string }> = [];
   if (variant === 'fused') {
     kernels.push({
-      label: name, entryPoint: entry, kind: 'fused', file: `${name}.wgsl`,
-      source: renderAttentionWgsl(plan, { title: `${name}: fused ${pattern.name} flash attention`, command, entryPoint: entry, outputSlot: 0, partial: false }),
+      label: name, entryPoint: entry, kind: 'attention', directOutput: true, file: `${name}.wgsl`,
+      source: renderAttentionWgsl(plan, { title: `${name}: fused ${pattern.name} flash attention`, command, entryPoint: entry, passIndex: 0, directOutput: true }),
     });
   } else {
-    plan.regions.forEach((region, slot) => {
+    plan.regions.forEach((region, pass) => {
       const regionPlan = planKernel(pattern, config, [region.name]);
       const label = `${name}-${region.ident}`;
       kernels.push({
-        label, entryPoint: `${entry}_${region.ident}`, kind: 'partial', file: `${label}.wgsl`,
-        source: renderAttentionWgsl(regionPlan, { title: `${label}: region ${region.name} alone (three-pass baseline, pass ${slot + 1})`, command, entryPoint: `${entry}_${region.ident}`, outputSlot: slot, partial: true }),
+        label, entryPoint: `${entry}_${region.ident}`, kind: 'attention', directOutput: false, file: `${label}.wgsl`,
+        source: renderAttentionWgsl(regionPlan, { title: `${label}: region ${region.name} alone (three-pass baseline, pass ${pass + 1})`, command, entryPoint: `${entry}_${region.ident}`, passIndex: pass, directOutput: false }),
       });
     });
-    kernels.push({
-      label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', file: `${name}-merge.wgsl`,
-      source: renderMergeWgsl(plan, plan.regions.length, `${name}-merge: log-sum-exp merge of ${plan.regions.length} partials`, `${entry}_merge`),
-    });
   }
+  const passes = variant === 'fused' ? 'key splits' : `${plan.regions.length} region passes × key splits`;
+  kernels.push({
+    label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', directOutput: false, file: `${name}-merge.wgsl`,
+    source: renderMergeWgsl(plan, `${name}-merge: log-sum-exp merge of the partials of ${passes}`, command, `${entry}_merge`),
+  });
   const launcherConfig = {
     name,
     variant,
@@ -77,6 +80,7 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     dtype: config.dtype,
     blockQ: config.blockQ,
     blockK: config.blockK,
+    maxSplitKeys: maxSplitKeys(plan),
     preRotatedKeys: config.preRotatedKeys,
     rope: { style: plan.rope.style, rotaryDim: plan.rope.rotaryDim, pairs: plan.rope.pairs, fineBits: plan.rope.fineBits, ...(plan.rope.positionLimit !== undefined ? { positionLimit: plan.rope.positionLimit } : {}) },
   };
@@ -85,11 +89,11 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     title,
     command,
     config: JSON.stringify(launcherConfig, null, 2),
-    kernels: `[\n${kernels.map((k) => `  { label: ${JSON.stringify(k.label)}, entryPoint: ${JSON.stringify(k.entryPoint)}, kind: ${JSON.stringify(k.kind)}, source: ${JSON.stringify(k.source)} },`).join('\n')}\n]`,
+    kernels: `[\n${kernels.map((k) => `  { label: ${JSON.stringify(k.label)}, entryPoint: ${JSON.stringify(k.entryPoint)}, kind: ${JSON.stringify(k.kind)}, directOutput: ${k.directOutput}, source: ${JSON.stringify(k.source)} },`).join('\n')}\n]`,
   });
   const declaration = renderTemplate('wgsl', 'launcher.d.ts', {
     title,
-    configType: `{\n  readonly name: string;\n  readonly variant: 'fused' | 'three-pass';\n  readonly pattern: string;\n  readonly params: Readonly<Record<string, number>>;\n  readonly headDim: number;\n  readonly dtype: 'f32' | 'f16';\n  readonly blockQ: number;\n  readonly blockK: number;\n  readonly preRotatedKeys: boolean;\n  readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };\n}`,
+    configType: `{\n  readonly name: string;\n  readonly variant: 'fused' | 'three-pass';\n  readonly pattern: string;\n  readonly params: Readonly<Record<string, number>>;\n  readonly headDim: number;\n  readonly dtype: 'f32' | 'f16';\n  readonly blockQ: number;\n  readonly blockK: number;\n  /** Most keys one invocation may walk on loop-capped adapters (llvmpipe). */\n  readonly maxSplitKeys: number;\n  readonly preRotatedKeys: boolean;\n  readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };\n}`,
   });
   return {
     name,

@@ -57,37 +57,16 @@ function ropeLayout(plan: KernelPlan): string {
   ].join('\n');
 }
 
-/** One line per key of a tile: the generator unrolls what a loop over BLOCK_K would do. */
-function perKey(blockK: number, line: (jj: number) => string, indent: number): string {
-  return Array.from({ length: blockK }, (_, jj) => ' '.repeat(indent) + line(jj)).join('\n');
-}
-
-/** max over the per-key scores as a balanced tree (short dependency chains). */
-function maxTree(names: string[]): string {
-  if (names.length === 1) return names[0]!;
-  const half = Math.ceil(names.length / 2);
-  return `max(${maxTree(names.slice(0, half))}, ${maxTree(names.slice(half))})`;
-}
-
 function regionVisit(plan: KernelPlan, r: RegionPlan): string {
-  const bk = plan.config.blockK;
-  const scores = Array.from({ length: bk }, (_, jj) => `s${jj}`);
   return renderTemplate('wgsl', 'region-visit.wgsl', {
     regionName: r.name,
+    regionIdent: r.ident,
     regionSummary: r.summary,
     tileKeyBegin: wgslExpr(plan, r.tileKeyBegin),
     tileKeyEnd: wgslExpr(plan, r.tileKeyEnd),
     queryPosition: `query_position_${r.ident}(i)`,
     keyValue: plan.config.preRotatedKeys ? 'key4(at, d4)  /* keys arrive pre-rotated */' : `rotated_key4(at, d4, ${keyPositionFunction(r)}(j))`,
     tileUnmasked: wgslExpr(plan, r.tileUnmasked),
-    scoreDeclarations: perKey(bk, (jj) => `var s${jj} = 0.0;`, 8),
-    scoreAccumulate: perKey(bk, (jj) => `s${jj} += dot(qv, k_tile[${jj}u * HEAD_VEC4 + d4]);`, 10),
-    scoreScale: perKey(bk, (jj) => `s${jj} *= shape.logit_scale;`, 8),
-    scoreMask: perKey(bk, (jj) => `if (!visible_${r.ident}(i, key_tile + ${jj})) { s${jj} = NEG_BIG; }`, 10),
-    tileMax: maxTree(scores),
-    probabilities: perKey(bk, (jj) => `let p${jj} = select(exp(s${jj} - m_new), 0.0, s${jj} == NEG_BIG);`, 10),
-    probabilitySum: Array.from({ length: bk }, (_, jj) => `p${jj}`).join(' + '),
-    valueAccumulate: Array.from({ length: bk }, (_, jj) => `\n                 + p${jj} * v_tile[${jj}u * HEAD_VEC4 + d4]`).join(''),
   });
 }
 
@@ -95,10 +74,10 @@ export interface WgslKernelOptions {
   readonly title: string;
   readonly command: string;
   readonly entryPoint: string;
-  /** 0 for the fused kernel; the partial's index for a three-pass region kernel. */
-  readonly outputSlot: number;
-  /** Partials are always written as f32; the fused kernel writes the storage type. */
-  readonly partial: boolean;
+  /** 0 for the fused kernel; the pass's index for a three-pass region kernel. */
+  readonly passIndex: number;
+  /** The fused kernel writes the output itself when a call has one split; pass kernels never do. */
+  readonly directOutput: boolean;
 }
 
 export function storageType(plan: KernelPlan): string {
@@ -121,12 +100,13 @@ export function renderAttentionWgsl(plan: KernelPlan, options: WgslKernelOptions
     ropeFineBits: plan.rope.fineBits,
     blockQ: c.blockQ,
     blockK: c.blockK,
-    outputSlot: options.outputSlot,
+    passIndex: options.passIndex,
+    directOutput: options.directOutput ? 'true' : 'false',
+    common: renderTemplate('wgsl', 'common.wgsl', {}),
     patternConstants: plan.constants.length === 0
       ? '// (none)'
       : plan.constants.map((k) => `const ${k.name}: i32 = ${k.value}; // ${k.doc}`).join('\n'),
     storage,
-    outStorage: options.partial ? 'f32' : storage,
     tileVec4: c.blockK * (c.headDim / 4),
     ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
     ropeLayout: ropeLayout(plan),
@@ -136,15 +116,16 @@ export function renderAttentionWgsl(plan: KernelPlan, options: WgslKernelOptions
   }).replace(/\n{3,}/g, '\n\n');
 }
 
-export function renderMergeWgsl(plan: KernelPlan, partials: number, title: string, entryPoint: string): string {
+export function renderMergeWgsl(plan: KernelPlan, title: string, command: string, entryPoint: string): string {
   const storage = storageType(plan);
   return renderTemplate('wgsl', 'merge.wgsl', {
     title,
+    command,
     enables: storage === 'f16' ? 'enable f16;\n' : '',
     headDim: plan.config.headDim,
-    partials,
+    headVec4: plan.config.headDim / 4,
+    common: renderTemplate('wgsl', 'common.wgsl', {}),
     storage,
     entryPoint,
   });
 }
-

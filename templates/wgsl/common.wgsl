@@ -1,0 +1,42 @@
+// ---- Shared by the attention and merge kernels ----
+const MASKED_SCORE: f32 = -3.0e38;   // score of a key a row must not see; finite, so exp() gives 0
+
+// Call parameters, written by the launcher (48 bytes).
+struct AttentionParams {
+  batch: u32,
+  queries: u32,
+  keys: u32,
+  query_heads: u32,
+  key_heads: u32,
+  rope_coarse_rows: u32,
+  logit_scale: f32,   // softmax scale × Qwen temperature², computed by the launcher
+  splits: u32,        // key ranges per (query tile, head, batch)
+  split_keys: u32,    // keys per split, a multiple of BLOCK_K
+  partials: u32,      // partial results per row: passes × splits
+  reserved0: u32,
+  reserved1: u32,
+}
+
+struct SoftmaxState {
+  m: f32,   // running max of the row's scores (MASKED_SCORE until a key is seen)
+  l: f32,   // running sum of exp(score − m)
+}
+
+// Partial results live in one f32 buffer: `partials` output blocks shaped like q, then `partials`
+// LSE blocks shaped like lse (MASKED_SCORE where the partial saw no key).
+fn partial_out_index(slot: u32, q_row: u32) -> u32 {
+  let rows = params.batch * params.queries * params.query_heads;
+  return (slot * rows + q_row) * HEAD_DIM;
+}
+
+fn partial_lse_index(slot: u32, lse_at: u32) -> u32 {
+  let rows = params.batch * params.queries * params.query_heads;
+  return params.partials * rows * HEAD_DIM + slot * rows + lse_at;
+}
+
+// −∞, the LSE of a row that sees no key. A WGSL constant expression cannot be infinite (Chromium's
+// Tint rejects one), so the bits go through a runtime value.
+fn negative_infinity() -> f32 {
+  let bits = 0xff800000u;
+  return bitcast<f32>(bits);
+}
