@@ -1,5 +1,6 @@
 // NumPy `.npy` files, the tensor format at process boundaries (NumPy and PyTorch read and write it).
-// Reads little-endian float32/float16/float64 in C order, format versions 1–3; writes float32 v1.
+// Reads little-endian float32/float16/float64 and int32/int64 (block tables, lengths) in C order,
+// format versions 1–3; writes float32 or int32, v1.
 // Everything else is a TensorFileError that says what is wrong.
 
 import { readFile } from 'node:fs/promises';
@@ -10,7 +11,7 @@ import { elementCount, type Tensor } from './tensor.js';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 
-const DTYPES = { '<f4': 4, '<f2': 2, '<f8': 8 } as const;
+const DTYPES = { '<f4': 4, '<f2': 2, '<f8': 8, '<i4': 4, '<i8': 8 } as const;
 type NpyDType = keyof typeof DTYPES;
 
 export interface NpyHeader {
@@ -46,7 +47,7 @@ export function parseNpyHeader(bytes: Uint8Array, name: string): NpyHeader {
     throw new TensorFileError(`${name}: malformed .npy header ${JSON.stringify(header.trim())}`);
   }
   if (!(descr in DTYPES)) {
-    throw new TensorFileError(`${name}: unsupported dtype '${descr}'; dcagen reads little-endian float32 ('<f4'), float16 ('<f2') and float64 ('<f8')`);
+    throw new TensorFileError(`${name}: unsupported dtype '${descr}'; dcagen reads little-endian float32 ('<f4'), float16 ('<f2'), float64 ('<f8'), int32 ('<i4') and int64 ('<i8')`);
   }
   if (fortran === 'True') throw new TensorFileError(`${name}: Fortran-order arrays are not supported; save a C-contiguous array (np.ascontiguousarray)`);
   const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map((s) => {
@@ -70,15 +71,26 @@ export function decodeNpy(bytes: Uint8Array, name = 'array'): Tensor<Float64Arra
   const data = new Float64Array(count);
   for (let k = 0; k < count; k++) {
     const at = k * itemSize;
-    data[k] = header.dtype === '<f4' ? view.getFloat32(at, true) : header.dtype === '<f8' ? view.getFloat64(at, true) : fromHalfBits(view.getUint16(at, true));
+    switch (header.dtype) {
+      case '<f4': data[k] = view.getFloat32(at, true); break;
+      case '<f8': data[k] = view.getFloat64(at, true); break;
+      case '<f2': data[k] = fromHalfBits(view.getUint16(at, true)); break;
+      case '<i4': data[k] = view.getInt32(at, true); break;
+      case '<i8': {
+        const n = view.getBigInt64(at, true);
+        if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) throw new TensorFileError(`${name}: int64 element ${k} (${n}) is out of range`);
+        data[k] = Number(n);
+        break;
+      }
+    }
   }
   return { shape: header.shape, data };
 }
 
-/** Encodes a tensor as float32 .npy (format 1.0). */
-export function encodeNpy(t: Tensor): Uint8Array {
+/** Encodes a tensor as float32 (or int32: block tables, lengths) .npy, format 1.0. */
+export function encodeNpy(t: Tensor, dtype: '<f4' | '<i4' = '<f4'): Uint8Array {
   const shapeText = t.shape.length === 1 ? `(${t.shape[0]},)` : `(${t.shape.join(', ')})`;
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  let header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   // Total header (magic + version + length + text + newline) is padded to a multiple of 64.
   const unpadded = 10 + header.length + 1;
   header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
@@ -89,7 +101,10 @@ export function encodeNpy(t: Tensor): Uint8Array {
   new DataView(out.buffer).setUint16(8, header.length, true);
   out.set(Buffer.from(header, 'latin1'), 10);
   const view = new DataView(out.buffer, 10 + header.length);
-  for (let k = 0; k < t.data.length; k++) view.setFloat32(k * 4, t.data[k]!, true);
+  for (let k = 0; k < t.data.length; k++) {
+    if (dtype === '<f4') view.setFloat32(k * 4, t.data[k]!, true);
+    else view.setInt32(k * 4, t.data[k]!, true);
+  }
   return out;
 }
 

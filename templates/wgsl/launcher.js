@@ -194,3 +194,62 @@ export async function createAttention(device, options = {}) {
 
   return { config, elementBytes, loopCapped, splitPlan: (shape) => splitPlan(shape, { splits: options.splits, loopCapped }), encode, run };
 }
+
+// The AppendParams uniform of the cache-append kernel: 4 words.
+const APPEND_PARAMS_BYTES = 16;
+
+/**
+ * Compiles the cache-append kernel for `device`: it writes new keys (rotated once at the pattern's
+ * key position, times Qwen's key factor when `originalMaxPosition` is given) and values into a
+ * paged cache through a slot mapping, as vLLM's reshape_and_cache does. Options: ropeTheta,
+ * originalMaxPosition. Buffers: k, v (tokens, keyHeads, headDim) in the storage type; positions,
+ * slotMapping int32 (tokens); lengths uint32 (tokens, the sequence length n of s(n); needed with
+ * originalMaxPosition); kCache, vCache (numBlocks, blockSize, keyHeads, headDim).
+ */
+export async function createCacheAppend(device, options = {}) {
+  const kernel = KERNELS.find((k) => k.kind === 'cache-append');
+  if (kernel === undefined) throw new Error(`pattern ${config.pattern} cannot use a rotated KV cache (a region places keys at its own position)`);
+  const ropeTheta = options.ropeTheta ?? 10000;
+  const module = device.createShaderModule({ label: kernel.label, code: kernel.source });
+  const pipeline = await device.createComputePipelineAsync({ label: kernel.label, layout: 'auto', compute: { module, entryPoint: kernel.entryPoint } });
+  let rope;
+  let noLengths;
+
+  function encode(encoder, buffers, shape) {
+    const { tokens, keyHeads, numBlocks, blockSize } = shape;
+    for (const [name, value] of Object.entries({ tokens, keyHeads, numBlocks, blockSize })) {
+      if (!Number.isInteger(value) || value < 1) throw new Error(`shape.${name} must be a positive integer, got ${value}`);
+    }
+    if (options.originalMaxPosition !== undefined && buffers.lengths === undefined) throw new Error('originalMaxPosition needs buffers.lengths (the sequence length of every token)');
+    const limit = config.rope.positionLimit ?? shape.maxPosition;
+    if (limit === undefined) throw new Error('shape.maxPosition (the largest position written) is needed for this pattern');
+    if (rope === undefined || rope.maxPosition < limit) {
+      rope?.buffer.destroy();
+      const { table } = ropeTables(ropeTheta, limit);
+      const buffer = device.createBuffer({ label: 'dcagen rope table', size: table.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(buffer, 0, table);
+      rope = { buffer, maxPosition: limit };
+    }
+    noLengths ??= device.createBuffer({ label: 'dcagen no lengths', size: 16, usage: GPUBufferUsage.STORAGE });
+    const uniform = device.createBuffer({ label: 'dcagen append params', size: APPEND_PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(uniform, 0, new Uint32Array([tokens, keyHeads, numBlocks * blockSize, options.originalMaxPosition ?? 0]));
+    const entries = [uniform, buffers.k, buffers.v, buffers.positions, buffers.slotMapping, buffers.lengths ?? noLengths, rope.buffer, buffers.kCache, buffers.vCache];
+    const pass = encoder.beginComputePass({ label: kernel.label });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: entries.map((buffer, binding) => ({ binding, resource: { buffer } })) }));
+    const groups = Math.ceil((tokens * keyHeads * (config.headDim / 4)) / 64);
+    const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+    pass.dispatchWorkgroups(Math.min(groups, maxGroups), Math.ceil(groups / maxGroups));
+    pass.end();
+    return uniform;
+  }
+
+  function run(buffers, shape) {
+    const encoder = device.createCommandEncoder({ label: kernel.label });
+    const uniform = encode(encoder, buffers, shape);
+    device.queue.submit([encoder.finish()]);
+    return device.queue.onSubmittedWorkDone().then(() => uniform.destroy());
+  }
+
+  return { config, encode, run };
+}

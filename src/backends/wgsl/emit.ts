@@ -7,7 +7,7 @@ import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kerne
 import { kernelSetName, type EmittedFile, type KernelVariant } from '../kernel-set.js';
 import { renderTemplate } from '../template.js';
 import { maxSplitKeys } from './invocation-bound.js';
-import { renderAttentionWgsl, renderMergeWgsl } from './render.js';
+import { renderAttentionWgsl, renderCacheAppendWgsl, renderMergeWgsl } from './render.js';
 
 export interface WgslEmitOptions {
   readonly variant?: KernelVariant;
@@ -50,7 +50,7 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
   const command = options.command ?? `dcagen emit --backend wgsl --pattern ${pattern.name} …`;
   const entry = name.replace(/[^A-Za-z0-9]/g, '_');
   // Every set ends with the merge kernel: it combines key splits (and, for three-pass, the passes).
-  const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'merge'; directOutput: boolean; file: string; source: string }> = [];
+  const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'merge' | 'cache-append'; directOutput: boolean; file: string; source: string }> = [];
   if (variant === 'fused') {
     kernels.push({
       label: name, entryPoint: entry, kind: 'attention', directOutput: true, file: `${name}.wgsl`,
@@ -71,6 +71,13 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', directOutput: false, file: `${name}-merge.wgsl`,
     source: renderMergeWgsl(plan, `${name}-merge: log-sum-exp merge of the partials of ${passes}`, command, `${entry}_merge`),
   });
+  // The cache write, for patterns whose keys sit at one position in every region (a rotated cache).
+  if (variant === 'fused' && plan.regions.every((r) => r.sharesKeyPosition)) {
+    kernels.push({
+      label: `${name}-cache-append`, entryPoint: `${entry}_cache_append`, kind: 'cache-append', directOutput: false, file: `${name}-cache-append.wgsl`,
+      source: renderCacheAppendWgsl(plan, `${name}-cache-append: new keys rotated at the ${pattern.name} key position into a paged KV cache`, command, `${entry}_cache_append`),
+    });
+  }
   const launcherConfig = {
     name,
     variant,

@@ -3,6 +3,7 @@
 
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
 import { planNames, renderExpr, type ExprLanguage } from '../expr-render.js';
+import { ConfigurationError } from '../../errors.js';
 import { renderTemplate } from '../template.js';
 
 export const wgslLanguage: ExprLanguage = {
@@ -40,6 +41,20 @@ function positionFunctions(plan: KernelPlan): string {
     out.push(`fn visible_${r.ident}(i: i32, j: i32) -> bool {\n  return ${wgslExpr(plan, r.elementVisible)};\n}`);
   }
   return out.join('\n');
+}
+
+/** Integer helpers, the RoPE table lookup and the rotation layout: one fragment for every kernel. */
+function ropeFunctions(plan: KernelPlan): string {
+  return renderTemplate('wgsl', 'rope.wgsl', {
+    ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
+    ropeLayout: ropeLayout(plan),
+  });
+}
+
+function patternConstants(plan: KernelPlan): string {
+  return plan.constants.length === 0
+    ? '// (none)'
+    : plan.constants.map((k) => `const ${k.name}: i32 = ${k.value}; // ${k.doc}`).join('\n');
 }
 
 function ropeLayout(plan: KernelPlan): string {
@@ -103,13 +118,10 @@ export function renderAttentionWgsl(plan: KernelPlan, options: WgslKernelOptions
     passIndex: options.passIndex,
     directOutput: options.directOutput ? 'true' : 'false',
     common: renderTemplate('wgsl', 'common.wgsl', {}),
-    patternConstants: plan.constants.length === 0
-      ? '// (none)'
-      : plan.constants.map((k) => `const ${k.name}: i32 = ${k.value}; // ${k.doc}`).join('\n'),
+    patternConstants: patternConstants(plan),
     storage,
     tileVec4: c.blockK * (c.headDim / 4),
-    ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
-    ropeLayout: ropeLayout(plan),
+    ropeFunctions: ropeFunctions(plan),
     positionFunctions: positionFunctions(plan),
     entryPoint: options.entryPoint,
     regionVisits: plan.regions.map((r) => regionVisit(plan, r)).join('\n'),
@@ -126,6 +138,31 @@ export function renderMergeWgsl(plan: KernelPlan, title: string, command: string
     headVec4: plan.config.headDim / 4,
     common: renderTemplate('wgsl', 'common.wgsl', {}),
     storage,
+    entryPoint,
+  });
+}
+
+/** The cache-append kernel: new keys rotated at the pattern's key position into the paged cache. */
+export function renderCacheAppendWgsl(plan: KernelPlan, title: string, command: string, entryPoint: string): string {
+  const sharedKey = plan.regions.find((r) => r.sharesKeyPosition);
+  if (sharedKey === undefined || plan.regions.some((r) => !r.sharesKeyPosition)) {
+    throw new ConfigurationError(`pattern ${plan.pattern.name} cannot use a rotated KV cache: a region places keys at its own position`);
+  }
+  const storage = storageType(plan);
+  return renderTemplate('wgsl', 'cache-append.wgsl', {
+    title,
+    command,
+    patternName: plan.pattern.name,
+    enables: storage === 'f16' ? 'enable f16;\n' : '',
+    headDim: plan.config.headDim,
+    headVec4: plan.config.headDim / 4,
+    rotaryDim: plan.rope.rotaryDim,
+    ropePairs: plan.rope.pairs,
+    ropeFineBits: plan.rope.fineBits,
+    patternConstants: patternConstants(plan),
+    storage,
+    ropeFunctions: ropeFunctions(plan),
+    keyPosition: wgslExpr(plan, sharedKey.keyPosition),
     entryPoint,
   });
 }
