@@ -87,6 +87,7 @@ const CHUNK_LENGTH: i32 = 253952; // derived parameter chunkLength
 var<workgroup> k_tile: array<vec4<f32>, 512>;   // BLOCK_K keys × HEAD_VEC4
 var<workgroup> v_tile: array<vec4<f32>, 512>;
 
+// ---- Integer helpers and RoPE, shared by every kernel that places positions ----
 fn imin(a: i32, b: i32) -> i32 { return min(a, b); }
 fn imax(a: i32, b: i32) -> i32 { return max(a, b); }
 fn floor_div(a: i32, b: i32) -> i32 {

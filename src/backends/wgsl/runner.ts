@@ -9,7 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runWebGpuJob } from '../../../runtime/webgpu/runner.js';
 import { UsageError } from '../../errors.js';
+import type { CompiledPattern } from '../../dsl/instantiate.js';
 import type { AttentionOutput, AttentionRequest } from '../../execute.js';
+import type { Tensor } from '../../io/tensor.js';
+import { pagedCacheShape } from '../../reference/kv-cache.js';
+import type { RopeConfig } from '../../reference/rope.js';
 import { attentionShape } from '../../reference/attention.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { cacheFolder } from '../kernel-set.js';
@@ -139,6 +143,69 @@ export async function benchWgsl(request: Omit<AttentionRequest, 'pattern'>, entr
       timeoutMs: 3_600_000,
     });
     return { times: result.times, adapter: adapter.description || adapter.device || adapter.vendor };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+export interface CacheAppendRequest {
+  /** (num_blocks, block_size, Hk, D): the cache before the write. */
+  readonly kCache: Tensor;
+  readonly vCache: Tensor;
+  /** (tokens, Hk, D) new keys (raw) and values. */
+  readonly k: Tensor;
+  readonly v: Tensor;
+  readonly positions: ArrayLike<number>;
+  readonly slotMapping: ArrayLike<number>;
+  /** The sequence length n of every token, for the Qwen key factor s(n). */
+  readonly lengths?: ArrayLike<number>;
+  readonly pattern: CompiledPattern;
+  readonly rope: RopeConfig;
+  readonly originalMaxPosition?: number;
+  readonly dtype: 'f32' | 'f16';
+}
+
+/** Runs the emitted cache-append kernel; returns the caches after the write. */
+export async function runWgslCacheAppend(request: CacheAppendRequest): Promise<{ kCache: Tensor; vCache: Tensor }> {
+  const cache = pagedCacheShape(request.kCache, request.vCache);
+  const [tokens] = request.k.shape as [number];
+  const config = wgslKernelConfig({ headDim: cache.headDim, dtype: request.dtype, ropeStyle: request.rope.style, ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}) });
+  const set = emitWgsl(request.pattern, config, { variant: 'fused' });
+  const launcher = await materialize(set);
+  const work = await mkdtemp(join(tmpdir(), 'dcagen-wgsl-append-'));
+  try {
+    const file = (name: string): string => join(work, name);
+    await Promise.all([
+      writeFile(file('k.bin'), encodeStorage(request.k.data, request.dtype)),
+      writeFile(file('v.bin'), encodeStorage(request.v.data, request.dtype)),
+      writeFile(file('kc.bin'), encodeStorage(request.kCache.data, request.dtype)),
+      writeFile(file('vc.bin'), encodeStorage(request.vCache.data, request.dtype)),
+      writeFile(file('positions.bin'), Int32Array.from(request.positions)),
+      writeFile(file('slots.bin'), Int32Array.from(request.slotMapping)),
+      ...(request.lengths !== undefined ? [writeFile(file('lengths.bin'), Uint32Array.from(request.lengths))] : []),
+    ]);
+    const maxPosition = Math.max(0, ...Array.from(request.positions, (p) => request.pattern.definition.keyPosition(p, request.pattern.params)));
+    await runWebGpuJob({
+      module: join(packageRoot(), 'runtime', 'webgpu', 'serving-job.js'),
+      entry: 'runCacheAppendJob',
+      args: {
+        launcher,
+        options: { ropeTheta: request.rope.theta, ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}) },
+        shape: { tokens, keyHeads: cache.keyHeads, numBlocks: cache.numBlocks, blockSize: cache.blockSize, maxPosition },
+        inputs: {
+          k: file('k.bin'), v: file('v.bin'), kCache: file('kc.bin'), vCache: file('vc.bin'),
+          positions: file('positions.bin'), slotMapping: file('slots.bin'),
+          ...(request.lengths !== undefined ? { lengths: file('lengths.bin') } : {}),
+        },
+        outputs: { kCache: file('kc-out.bin'), vCache: file('vc-out.bin') },
+        cacheBytes: request.kCache.data.length * (request.dtype === 'f16' ? 2 : 4),
+      },
+      ...(request.dtype === 'f16' ? { requiredFeatures: ['shader-f16'] } : {}),
+      readPaths: [work, join(launcher, '..')],
+      writePaths: [work],
+    });
+    const decode = async (name: string): Promise<Tensor> => ({ shape: request.kCache.shape, data: decodeStorage(await readFile(file(name)), request.dtype) });
+    return { kCache: await decode('kc-out.bin'), vCache: await decode('vc-out.bin') };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
