@@ -3,6 +3,7 @@
 
 import { join } from 'node:path';
 import type { CompiledPattern } from '../dsl/instantiate.js';
+import { quoteName } from '../dsl/names.js';
 import { ConfigurationError } from '../errors.js';
 import type { KernelConfig } from '../plan/kernel-plan.js';
 import { packageRoot } from './template.js';
@@ -25,7 +26,7 @@ export const FILE_NAME = /^[a-z0-9][a-z0-9._-]{0,199}$/;
 /** Returns `name` when it is a valid emitted file name, else throws a ConfigurationError (exit 2). */
 export function checkFileName(name: string): string {
   if (!FILE_NAME.test(name)) {
-    throw new ConfigurationError(`refusing to emit a file named ${JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)}: file names are [a-z0-9._-], at most 200 characters`);
+    throw new ConfigurationError(`refusing to emit a file named ${quoteName(name)}: file names are [a-z0-9._-], at most 200 characters`);
   }
   return name;
 }

@@ -31,12 +31,13 @@ export const RESERVED_REGION_NAMES: ReadonlySet<string> = new Set(['merge']);
  * Metal). A parameter's constant is its name in UPPER_SNAKE (chunkSize → CHUNK_SIZE).
  */
 const RESERVED_CONSTANTS: ReadonlySet<string> = new Set([
-  // templates/ (test/names.test.ts checks this list against the templates' code)
-  'BLOCK_K', 'BLOCK_Q', 'CHUNKS_PER_ROW', 'DIMS_PER_THREAD', 'DIM_TILE', 'HEAD_DIM', 'HEAD_VEC4', 'KV_TILE', 'LOG2E',
-  'MASKED', 'NEG_BIG', 'NEG_INF', 'OUTPUT_SLOT', 'PARTIALS', 'PASS_COUNT', 'Q_TILE', 'REGION_COUNT', 'ROPE_FINE_BITS',
-  'ROPE_PAIRS', 'ROTARY_DIM', 'ROW_THREADS', 'SHAPE_BYTES', 'SIMDGROUPS', 'SMEM_ELEMENTS', 'SWIZZLE', 'THREADS',
-  'TILE_STRIDE', 'TG_MEMORY_FLOATS', 'KERNELS', 'PARAMS', 'PATTERN', 'DTYPE', 'ROPE_STYLE', 'POSITION_LIMIT',
-  'WORKSPACE_FLOATS_PER_ROW', 'BLOCK', 'NAMESPACE', 'REGIONS', 'VARIANT', 'STORAGE', 'UNIFORM', 'COPY_DST', 'T',
+  // the code of templates/ (test/names.test.ts checks this list against them)
+  'BLOCK_K', 'BLOCK_Q', 'CHUNKS_PER_ROW', 'COPY_DST', 'DIMS_PER_THREAD', 'DIM_TILE', 'DTYPE', 'HEAD_DIM',
+  'HEAD_VEC4', 'KERNELS', 'KV_TILE', 'LOG2E', 'MASKED', 'NAMESPACE', 'NEG_BIG', 'NEG_INF', 'OUTPUT_SLOT', 'PARAMS',
+  'PARTIAL', 'PARTIALS', 'PASS', 'PASS_COUNT', 'PATTERN', 'POSITION_LIMIT', 'Q_TILE', 'REGIONS', 'REGION_COUNT',
+  'ROPE_FINE_BITS', 'ROPE_PAIRS', 'ROPE_STYLE', 'ROTARY_DIM', 'ROW_THREADS', 'SHAPE_BYTES', 'SIMDGROUPS',
+  'SMEM_ELEMENTS', 'STORAGE', 'SWIZZLE', 'T', 'TG_MEMORY_FLOATS', 'THREADS', 'TILE_STRIDE', 'UNIFORM', 'URL',
+  'VARIANT', 'WORKSPACE_FLOATS_PER_ROW',
   // single macros of <cmath>, <cstdio>, <cstdlib>, <ctime>, the CUDA and Metal headers
   'INFINITY', 'NAN', 'NULL', 'EOF', 'BUFSIZ', 'RAND_MAX', 'CLOCKS_PER_SEC', 'MAXFLOAT', 'EDOM', 'ERANGE', 'EILSEQ',
   'ASSERT', 'TRUE', 'FALSE', 'MIN', 'MAX', 'ABS',

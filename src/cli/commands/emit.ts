@@ -3,6 +3,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { DcagenError, UsageError } from '../../errors.js';
+import { quoteName } from '../../dsl/names.js';
 import { emitKernels, type KernelVariant } from '../../backends/index.js';
 import { writeFilesAtomic } from '../../io/atomic-write.js';
 import type { KernelDType } from '../../plan/kernel-plan.js';
@@ -90,7 +91,7 @@ export function fileInside(outDir: string, name: string): string {
   const path = resolve(folder, name);
   const rel = relative(folder, path);
   if (rel !== name || rel.includes(sep) || rel === '' || rel === '.' || rel === '..') {
-    throw new UsageError(`refusing to write ${JSON.stringify(name)}: it would not be a file directly inside ${outDir}`);
+    throw new UsageError(`refusing to write ${quoteName(name)}: it would not be a file directly inside ${outDir}`);
   }
   return join(outDir, name);
 }
