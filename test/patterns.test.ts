@@ -236,18 +236,18 @@ describe('static checks', () => {
       ],
     }), {}, 'partition', /pair \(i=2, j=0\) belongs to no region/],
     ['a chunk gap (no successive region)', definePattern({
-      ...base, name: 'chunk-gap', params: { L: { description: 'L', min: 1 } },
-      keyPosition: (j, p) => j % p.L,
+      ...base, name: 'chunk-gap', params: { length: { description: 'chunk length', min: 1 } },
+      keyPosition: (j, p) => j % p.length,
       regions: [
-        { name: 'intra', when: sameChunk((p) => p.L), mask: 'causal', queryPosition: (i, p) => i % p.L },
-        { name: 'inter', when: chunksApartAtLeast((p) => p.L, 2), mask: 'full', queryPosition: (_i, p) => 2 * p.L - 1 },
+        { name: 'intra', when: sameChunk((p) => p.length), mask: 'causal', queryPosition: (i, p) => i % p.length },
+        { name: 'inter', when: chunksApartAtLeast((p) => p.length, 2), mask: 'full', queryPosition: (_i, p) => 2 * p.length - 1 },
       ],
-    }), { L: 3 }, 'partition', /pair \(i=3, j=0\) belongs to no region/],
+    }), { length: 3 }, 'partition', /pair \(i=3, j=0\) belongs to no region/],
     ['a position out of the declared range', definePattern({
-      ...base, name: 'out-of-range', params: { C: { description: 'C', min: 1 } },
-      positionLimit: (p) => p.C,
+      ...base, name: 'out-of-range', params: { c: { description: 'c', min: 1 } },
+      positionLimit: (p) => p.c,
       regions: [{ name: 'all', when: everyPair, mask: 'causal', queryPosition: (i) => i }],
-    }), { C: 4 }, 'range', /region all: position outside \[0, 4\] at \(i=5, j=0\): query 5, key 0/],
+    }), { c: 4 }, 'range', /region all: position outside \[0, 4\] at \(i=5, j=0\): query 5, key 0/],
     ['a negative distance', definePattern({
       ...base, name: 'negative', params: {},
       regions: [{ name: 'all', when: everyPair, mask: 'causal', queryPosition: (i) => i - 1 }],
@@ -257,13 +257,13 @@ describe('static checks', () => {
       regions: [{ name: 'all', when: everyPair, mask: 'full', queryPosition: (i) => i }],
     }), {}, 'mask', /region all is declared 'full' but owns the diagonal pair \(0, 0\)/],
     ["a DCA whose successive region is 'full' but includes the same chunk", definePattern({
-      ...base, name: 'dca-wrong-distance', params: { L: { description: 'L', min: 1 } },
-      keyPosition: (j, p) => j % p.L,
+      ...base, name: 'dca-wrong-distance', params: { length: { description: 'chunk length', min: 1 } },
+      keyPosition: (j, p) => j % p.length,
       regions: [
-        { name: 'near', when: chunksApart((p) => p.L, 0), mask: 'full', queryPosition: (i, p) => i % p.L },
-        { name: 'far', when: chunksApartAtLeast((p) => p.L, 1), mask: 'full', queryPosition: (_i, p) => p.L },
+        { name: 'near', when: chunksApart((p) => p.length, 0), mask: 'full', queryPosition: (i, p) => i % p.length },
+        { name: 'far', when: chunksApartAtLeast((p) => p.length, 1), mask: 'full', queryPosition: (_i, p) => p.length },
       ],
-    }), { L: 2 }, 'mask', /region near is declared 'full' but owns the diagonal pair/],
+    }), { length: 2 }, 'mask', /region near is declared 'full' but owns the diagonal pair/],
   ];
 
   for (const [what, definition, params, check, message] of broken) {

@@ -6,7 +6,7 @@ import type { CompiledPattern } from '../dsl/instantiate.js';
 import type { KernelConfig } from '../plan/kernel-plan.js';
 import { emitCuda, cudaKernelConfig } from './cuda/emit.js';
 import { emitMetal, metalKernelConfig } from './metal/emit.js';
-import type { EmittedFile, KernelVariant } from './kernel-set.js';
+import { checkFileName, type EmittedFile, type KernelVariant } from './kernel-set.js';
 import { emitWgsl, wgslKernelConfig } from './wgsl/emit.js';
 
 export type { EmittedFile, KernelVariant };
@@ -41,7 +41,9 @@ export function registerEmitter(backend: string, emitter: Emitter): void {
 export function emitKernels(backend: string, request: EmitRequest): EmitResult {
   const emitter = emitters.get(backend);
   if (emitter === undefined) throw new UsageError(`backend ${backend} cannot emit yet (available: ${[...emitters.keys()].join(', ')})`);
-  return emitter(request);
+  const result = emitter(request);
+  for (const file of result.files) checkFileName(file.name);
+  return result;
 }
 
 export function emitterNames(): string[] {

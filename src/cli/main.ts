@@ -69,11 +69,20 @@ export async function main(argv: readonly string[], io: CommandIo = processIo): 
     return await command.run(rest, io);
   } catch (err) {
     if (err instanceof DcagenError) {
-      io.stderr(`dcagen ${name}: ${err.message}`);
+      io.stderr(`dcagen ${name}: ${oneLine(err.message)}`);
       return err.exitCode;
     }
-    io.stderr(`dcagen ${name}: internal error: ${err instanceof Error ? err.message : String(err)}`);
+    io.stderr(`dcagen ${name}: internal error: ${oneLine(err instanceof Error ? err.message : String(err))}`);
     if (process.env['DCAGEN_DEBUG'] && err instanceof Error && err.stack) io.stderr(err.stack);
     return 1;
   }
+}
+
+/**
+ * An error message as one line: messages may quote user text (a parameter description, a path),
+ * and a line break in it would split the one line a user (or a script) reads.
+ */
+export function oneLine(message: string): string {
+  const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\v': '\\v', '\f': '\\f' };
+  return message.replace(/[\n\r\v\f\u0085\u2028\u2029]/g, (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -6,6 +6,7 @@
 import { ParameterError } from '../errors.js';
 import * as E from './expr.js';
 import type { Expr } from './expr.js';
+import { checkDerivedNames, checkPatternDefinition, kebab } from './names.js';
 import type { Params, PatternDefinition, RegionDefinition } from './pattern.js';
 import { readFunction } from './reader.js';
 
@@ -44,6 +45,7 @@ export interface CompiledPattern {
 
 /** Checks base parameters (presence, integer, range), derives the rest, and runs the constraints. */
 export function resolveParams(definition: PatternDefinition, given: Readonly<Record<string, number | undefined>>): Params {
+  checkPatternDefinition(definition);
   const base: Record<string, number> = {};
   for (const [name, spec] of Object.entries(definition.params)) {
     const value = given[name] ?? spec.default;
@@ -59,7 +61,10 @@ export function resolveParams(definition: PatternDefinition, given: Readonly<Rec
       throw new ParameterError(`pattern ${definition.name} has no parameter --${kebab(name)}`);
     }
   }
-  const params: Params = { ...base, ...(definition.derive?.(base) ?? {}) };
+  const derived: unknown = definition.derive?.(base) ?? {};
+  if (typeof derived !== 'object' || derived === null || Array.isArray(derived)) throw new ParameterError(`pattern ${definition.name}: derive must return an object of parameter values`);
+  checkDerivedNames(definition.name, Object.keys(derived).filter((name) => !(name in base)));
+  const params: Params = { ...base, ...(derived as Params) };
   for (const [name, value] of Object.entries(params)) {
     if (!Number.isSafeInteger(value)) throw new ParameterError(`derived parameter ${name} is not an integer (${value})`);
   }
@@ -70,9 +75,7 @@ export function resolveParams(definition: PatternDefinition, given: Readonly<Rec
   return params;
 }
 
-export function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
+export { kebab };
 
 export function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

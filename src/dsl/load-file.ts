@@ -7,7 +7,8 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ts } from 'ts-morph';
-import { UsageError } from '../errors.js';
+import { DslError, UsageError } from '../errors.js';
+import { checkPatternDefinition, PatternDefinitionError } from './names.js';
 import type { PatternDefinition } from './pattern.js';
 import { registerFunctionSource } from './source-registry.js';
 
@@ -46,6 +47,8 @@ export async function loadPatternFile(path: string): Promise<PatternDefinition[]
   try {
     mod = (await import(pathToFileURL(temp).href)) as Record<string, unknown>;
   } catch (err) {
+    // definePattern's checks run while the module loads.
+    if (err instanceof PatternDefinitionError) throw locateDefinitionError(err, source, path);
     throw new UsageError(`pattern file ${path}: ${(err as Error).message.split('\n')[0]}`);
   } finally {
     await rm(temp, { force: true });
@@ -55,7 +58,44 @@ export async function loadPatternFile(path: string): Promise<PatternDefinition[]
     .map(([, value]) => value)
     .filter(isPatternDefinition);
   if (patterns.length === 0) throw new UsageError(`pattern file ${path} exports no pattern (export definePattern({...}))`);
+  // A plain object literal exported without definePattern gets the same checks here.
+  for (const pattern of patterns) {
+    try {
+      checkPatternDefinition(pattern);
+    } catch (err) {
+      if (err instanceof PatternDefinitionError) throw locateDefinitionError(err, source, path);
+      throw err;
+    }
+  }
   return [...new Set(patterns)];
+}
+
+/**
+ * Points a definition error at the file: the first place the offending name is written (a string
+ * literal or a property name), else the pattern's own name, else the file's first line.
+ */
+function locateDefinitionError(err: PatternDefinitionError, source: ts.SourceFile, path: string): DslError {
+  const find = (text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    let found: number | undefined;
+    const visit = (node: ts.Node): void => {
+      if (found !== undefined) return;
+      if ((ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node) || ts.isIdentifier(node)) && node.text === text) {
+        const parent = node.parent;
+        // Property names and values, not identifiers that merely share the text.
+        if (!ts.isIdentifier(node) || (parent !== undefined && (ts.isPropertyAssignment(parent) || ts.isShorthandPropertyAssignment(parent)) && parent.name === node)) {
+          found = node.getStart(source);
+          return;
+        }
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(source);
+    return found;
+  };
+  const at = find(err.subject) ?? find(err.patternName) ?? 0;
+  const { line, character } = source.getLineAndCharacterOfPosition(at);
+  return new DslError(err.problem, { file: path, line: line + 1, column: character + 1, context: err.location.context });
 }
 
 function isPatternDefinition(value: unknown): value is PatternDefinition {

@@ -4,6 +4,8 @@
 // sits, and its mask. Functions are plain TypeScript; the reference runs them, the compiler reads
 // their source (see reader.ts).
 
+import { checkPatternDefinition } from './names.js';
+
 /** Parameter values after derivation: base parameters plus derived ones, all integers. */
 export type Params = Readonly<Record<string, number>>;
 
@@ -67,20 +69,12 @@ export interface PatternDefinition {
   readonly regions: readonly RegionDefinition[];
 }
 
-/** Declares a pattern; validates its shape early so authors see mistakes at definition time. */
+/**
+ * Declares a pattern; checks its shape and names early (src/dsl/names.ts, the same check every
+ * other way in goes through) so authors see mistakes at definition time.
+ */
 export function definePattern(definition: PatternDefinition): PatternDefinition {
-  if (!/^[a-z][a-z0-9-]*$/.test(definition.name)) {
-    throw new Error(`pattern name "${definition.name}" must be lower-case words joined by hyphens`);
-  }
-  if (definition.regions.length === 0) throw new Error(`pattern ${definition.name} has no regions`);
-  const seen = new Set<string>();
-  for (const r of definition.regions) {
-    if (!/^[a-z][a-zA-Z0-9_]*$/.test(r.name)) {
-      throw new Error(`pattern ${definition.name}: region name "${r.name}" must be an identifier starting lower-case`);
-    }
-    if (seen.has(r.name)) throw new Error(`pattern ${definition.name}: region "${r.name}" is declared twice`);
-    seen.add(r.name);
-  }
+  checkPatternDefinition(definition);
   return definition;
 }
 

@@ -21,7 +21,7 @@ import torch
 from torch.utils.cpp_extension import load_inline
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-PATTERN = "{{patternName}}"
+PATTERN = {{patternName}}
 PARAMS = {{paramsDict}}
 HEAD_DIM = {{headDim}}
 DTYPE = {{torchDtype}}

@@ -25,7 +25,7 @@ import numpy as np
 import mlx.core as mx
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-PATTERN = "{{patternName}}"
+PATTERN = {{patternName}}
 PARAMS = {{paramsDict}}
 HEAD_DIM = {{headDim}}
 DTYPE = {{mlxDtype}}

@@ -6,6 +6,7 @@
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
 import { cFamily, planNames, renderExpr } from '../expr-render.js';
 import { loadTemplate, renderTemplate } from '../template.js';
+import { cText } from '../text.js';
 
 /** Renders an expression in C syntax (shared with the Metal renderer). */
 export function cExpr(plan: KernelPlan, e: Parameters<typeof renderExpr>[0]): string {
@@ -16,7 +17,7 @@ export function cExpr(plan: KernelPlan, e: Parameters<typeof renderExpr>[0]): st
 export function regionStruct(plan: KernelPlan, r: RegionPlan, qualifier: string): string {
   const fn = (ret: string, name: string, args: string, body: string): string => `  ${qualifier}${qualifier ? ' ' : ''}static ${ret} ${name}(${args}) { return ${body}; }`;
   return [
-    `// Region ${r.name}: ${r.summary}.`,
+    `// Region ${r.name}: ${cText.comment(r.summary)}.`,
     `struct Region_${r.ident} {`,
     fn('int', 'query_position', 'int i', cExpr(plan, r.queryPosition)),
     fn('int', 'key_position', 'int j', cExpr(plan, r.keyPosition)),
@@ -51,7 +52,7 @@ export function cRopeLayout(plan: KernelPlan, qualifier: string): string {
 
 export function patternConstants(plan: KernelPlan, declare: (name: string) => string): string {
   if (plan.constants.length === 0) return '// (none)';
-  return plan.constants.map((k) => `${declare(k.name)} = ${k.value};  // ${k.doc}`).join('\n');
+  return plan.constants.map((k) => `${declare(k.name)} = ${k.value};  // ${cText.comment(k.doc)}`).join('\n');
 }
 
 export interface CudaKernelSetOptions {
@@ -142,9 +143,9 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
   });
   return renderTemplate('cuda', 'kernels.cu', {
     paramsStruct: loadTemplate('cuda', 'params.h'),
-    title: options.title,
+    title: cText.comment(options.title),
     patternName: plan.pattern.name,
-    command: options.command,
+    command: cText.comment(options.command),
     fileName: options.fileName,
     headerName: options.headerName,
     prefix: options.prefix,
@@ -172,7 +173,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
 export function renderCudaHeader(options: CudaKernelSetOptions): string {
   return renderTemplate('cuda', 'header.h', {
     paramsStruct: loadTemplate('cuda', 'params.h'),
-    title: options.title,
+    title: cText.comment(options.title),
     fileName: options.fileName,
     prefix: options.prefix,
     guard: `${options.prefix.toUpperCase()}_H`,

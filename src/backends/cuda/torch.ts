@@ -4,6 +4,7 @@
 import { kebab } from '../../dsl/instantiate.js';
 import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { renderTemplate } from '../template.js';
+import { pythonText } from '../text.js';
 
 export interface TorchModuleOptions {
   readonly name: string;
@@ -23,8 +24,8 @@ export function renderTorchModule(plan: KernelPlan, options: TorchModuleOptions)
   const torchDtype = plan.config.dtype === 'bf16' ? 'torch.bfloat16' : plan.config.dtype === 'f16' ? 'torch.float16' : 'torch.float32';
   const paramsText = base.length === 0 ? 'the plain pattern' : base.map((p) => `${snake(p)}=${pattern.params[p]}`).join(', ');
   return renderTemplate('cuda', 'torch_module.py', {
-    title: `${options.name}: PyTorch entry point (${options.variant} ${pattern.name} attention)`,
-    command: options.command,
+    title: pythonText.comment(`${options.name}: PyTorch entry point (${options.variant} ${pattern.name} attention)`),
+    command: pythonText.comment(options.command),
     fileName: options.fileName,
     headerName: options.headerName,
     prefix: options.prefix,
@@ -33,7 +34,7 @@ export function renderTorchModule(plan: KernelPlan, options: TorchModuleOptions)
     headDim: plan.config.headDim,
     torchDtype,
     exampleArgs: base.map((p) => `, ${snake(p)}=${pattern.params[p]}`).join(''),
-    patternName: pattern.name,
+    patternName: pythonText.stringLiteral(pattern.name),
     paramsDict: `{${base.map((p) => `"${snake(p)}": ${pattern.params[p]}`).join(', ')}}`,
     rotaryDim: plan.rope.rotaryDim,
     ropeStyle: plan.rope.style,
@@ -41,7 +42,7 @@ export function renderTorchModule(plan: KernelPlan, options: TorchModuleOptions)
     positionLimit: plan.rope.positionLimit ?? 'None',
     workspaceFloats: options.variant === 'three-pass' ? plan.regions.length * (plan.config.headDim + 1) : 0,
     keywordParams: base.map((p) => `${snake(p)}, `).join(''),
-    summary: `${pattern.definition.summary}, fused into one flash-attention pass.`,
+    summary: pythonText.comment(`${pattern.definition.summary}, fused into one flash-attention pass.`),
     paramsText,
     paramChecks: base.length === 0
       ? '    pass'

@@ -5,6 +5,7 @@
 import { kebab } from '../../dsl/instantiate.js';
 import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { renderTemplate } from '../template.js';
+import { pythonText } from '../text.js';
 import type { KernelVariant } from '../kernel-set.js';
 import type { MetalPass } from './render.js';
 
@@ -30,8 +31,8 @@ export function renderMlxModule(plan: KernelPlan, options: MlxModuleOptions): st
   const base = Object.keys(pattern.definition.params);
   const mlxDtype = plan.config.dtype === 'bf16' ? 'mx.bfloat16' : plan.config.dtype === 'f16' ? 'mx.float16' : 'mx.float32';
   return renderTemplate('metal', 'mlx_module.py', {
-    title: `${options.name}: MLX entry point (${options.variant} ${pattern.name} attention on Metal)`,
-    command: options.command,
+    title: pythonText.comment(`${options.name}: MLX entry point (${options.variant} ${pattern.name} attention on Metal)`),
+    command: pythonText.comment(options.command),
     fileName: options.fileName,
     kernelList: options.passes.map((p) => p.kernel).join(', '),
     moduleName: options.name.replace(/-/g, '_'),
@@ -39,7 +40,7 @@ export function renderMlxModule(plan: KernelPlan, options: MlxModuleOptions): st
     headDim: plan.config.headDim,
     mlxDtype,
     exampleArgs: base.map((p) => `, ${snake(p)}=${pattern.params[p]}`).join(''),
-    patternName: pattern.name,
+    patternName: pythonText.stringLiteral(pattern.name),
     paramsDict: `{${base.map((p) => `"${snake(p)}": ${pattern.params[p]}`).join(', ')}}`,
     rotaryDim: plan.rope.rotaryDim,
     ropeFineBits: plan.rope.fineBits,
@@ -50,9 +51,9 @@ export function renderMlxModule(plan: KernelPlan, options: MlxModuleOptions): st
     namespace: options.namespace,
     regionStructs: plan.regions.map((r) => JSON.stringify(`Region_${r.ident}`)).join(', '),
     keywordParams: base.map((p) => `${snake(p)}, `).join(''),
-    summary: options.variant === 'fused'
+    summary: pythonText.comment(options.variant === 'fused'
       ? `${pattern.definition.summary}, fused into one flash-attention pass.`
-      : `${pattern.definition.summary}, as the three-pass baseline (one kernel per region, then a log-sum-exp merge).`,
+      : `${pattern.definition.summary}, as the three-pass baseline (one kernel per region, then a log-sum-exp merge).`),
     paramsText: base.length === 0 ? 'the plain pattern' : base.map((p) => `${snake(p)}=${pattern.params[p]}`).join(', '),
     paramChecks: base.length === 0
       ? '    pass'

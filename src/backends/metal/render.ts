@@ -7,6 +7,7 @@
 import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { cRopeLayout, patternConstants, regionStruct } from '../cuda/render.js';
 import { renderTemplate } from '../template.js';
+import { metalText } from '../text.js';
 import type { KernelVariant } from '../kernel-set.js';
 
 /** Threads per simdgroup on Apple GPUs; a simdgroup owns 8 query rows (one fragment row). */
@@ -69,7 +70,7 @@ const BODY_PARAMS = [
 
 function passBodies(plan: KernelPlan, variant: KernelVariant, passes: readonly MetalPass[]): string {
   const body = (index: number, call: string): string => [
-    `// Pass ${index + 1} of ${passes.length}: ${passes[index]!.summary}.`,
+    `// Pass ${index + 1} of ${passes.length}: ${metalText.comment(passes[index]!.summary)}.`,
     'template <>',
     `inline void pass_body<${index}>(${BODY_PARAMS}) {`,
     `  ${call}`,
@@ -85,7 +86,7 @@ function passBodies(plan: KernelPlan, variant: KernelVariant, passes: readonly M
 function kernelEntries(namespace: string, passes: readonly MetalPass[]): string {
   const ns = namespace;
   return passes.map((pass, index) => [
-    `// Pass ${index + 1} of ${passes.length}: ${pass.summary}.`,
+    `// Pass ${index + 1} of ${passes.length}: ${metalText.comment(pass.summary)}.`,
     `kernel void ${pass.kernel}(device const ${ns}::storage_t* q [[buffer(0)]],`,
     `    device const ${ns}::storage_t* k [[buffer(1)]],`,
     `    device const ${ns}::storage_t* v [[buffer(2)]],`,
@@ -120,14 +121,14 @@ export function renderMetalSource(plan: KernelPlan, options: MetalRenderOptions)
       '      }',
     ].join('\n');
   const regionVisits = plan.regions.map((r) => [
-    `  // Region ${r.name}: ${r.summary}.`,
+    `  // Region ${r.name}: ${metalText.comment(r.summary)}.`,
     `  visit_region<Region_${r.ident}>(t, st, q, k, v, rope, tg, tid, lane, simd);`,
   ].join('\n')).join('\n');
   const baseName = options.fileName.replace(/\.metal$/, '');
   return renderTemplate('metal', 'attention.metal', {
-    title: options.title,
+    title: metalText.comment(options.title),
     patternName: plan.pattern.name,
-    command: options.command,
+    command: metalText.comment(options.command),
     fileName: options.fileName,
     baseName,
     metalVersion: c.dtype === 'bf16' ? 'Metal 3.1 or newer for bfloat storage' : 'Metal 2.3 or newer: simdgroup_matrix, Apple GPUs',

@@ -4,6 +4,7 @@
 
 import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { renderTemplate } from '../template.js';
+import { swiftText } from '../text.js';
 import type { KernelVariant } from '../kernel-set.js';
 import type { MetalPass } from './render.js';
 
@@ -20,8 +21,8 @@ export interface SwiftHostOptions {
 export function renderSwiftHost(plan: KernelPlan, options: SwiftHostOptions): string {
   const c = plan.config;
   return renderTemplate('metal', 'host.swift', {
-    title: `${options.name}: Swift host for the ${options.variant} ${plan.pattern.name} Metal kernel${options.passes.length > 1 ? 's' : ''}`,
-    command: options.command,
+    title: swiftText.comment(`${options.name}: Swift host for the ${options.variant} ${plan.pattern.name} Metal kernel${options.passes.length > 1 ? 's' : ''}`),
+    command: swiftText.comment(options.command),
     fileName: options.fileName,
     swiftFile: options.swiftFile,
     name: options.name,

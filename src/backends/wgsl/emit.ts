@@ -2,10 +2,11 @@
 // .d.ts). Variants: `fused` (one pass over all regions; what dcagen is for) and `three-pass` (one
 // kernel per region plus an LSE merge, the ChunkLlama approach, kept as a benchmark baseline).
 
-import type { CompiledPattern } from '../../dsl/instantiate.js';
+import { kebab, type CompiledPattern } from '../../dsl/instantiate.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
 import { kernelSetName, type EmittedFile, type KernelVariant } from '../kernel-set.js';
 import { renderTemplate } from '../template.js';
+import { jsonForJs, jsText, tsText, wgslText } from '../text.js';
 import { maxSplitKeys } from './invocation-bound.js';
 import { renderAttentionWgsl, renderCacheAppendWgsl, renderMergeWgsl } from './render.js';
 
@@ -48,34 +49,36 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
   const plan = planKernel(pattern, config);
   const name = options.name ?? kernelSetName(pattern, config, variant);
   const command = options.command ?? `dcagen emit --backend wgsl --pattern ${pattern.name} …`;
+  // Free text enters the shaders' comments here (titles are made of names, escaped all the same).
+  const wgslCommand = wgslText.comment(command);
   const entry = name.replace(/[^A-Za-z0-9]/g, '_');
   // Every set ends with the merge kernel: it combines key splits (and, for three-pass, the passes).
   const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'merge' | 'cache-append'; directOutput: boolean; file: string; source: string }> = [];
   if (variant === 'fused') {
     kernels.push({
       label: name, entryPoint: entry, kind: 'attention', directOutput: true, file: `${name}.wgsl`,
-      source: renderAttentionWgsl(plan, { title: `${name}: fused ${pattern.name} flash attention`, command, entryPoint: entry, passIndex: 0, directOutput: true }),
+      source: renderAttentionWgsl(plan, { title: wgslText.comment(`${name}: fused ${pattern.name} flash attention`), command: wgslCommand, entryPoint: entry, passIndex: 0, directOutput: true }),
     });
   } else {
     plan.regions.forEach((region, pass) => {
       const regionPlan = planKernel(pattern, config, [region.name]);
-      const label = `${name}-${region.ident}`;
+      const label = `${name}-${kebab(region.ident)}`;  // file names are lower-case
       kernels.push({
         label, entryPoint: `${entry}_${region.ident}`, kind: 'attention', directOutput: false, file: `${label}.wgsl`,
-        source: renderAttentionWgsl(regionPlan, { title: `${label}: region ${region.name} alone (three-pass baseline, pass ${pass + 1})`, command, entryPoint: `${entry}_${region.ident}`, passIndex: pass, directOutput: false }),
+        source: renderAttentionWgsl(regionPlan, { title: wgslText.comment(`${label}: region ${region.name} alone (three-pass baseline, pass ${pass + 1})`), command: wgslCommand, entryPoint: `${entry}_${region.ident}`, passIndex: pass, directOutput: false }),
       });
     });
   }
   const passes = variant === 'fused' ? 'key splits' : `${plan.regions.length} region passes × key splits`;
   kernels.push({
     label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', directOutput: false, file: `${name}-merge.wgsl`,
-    source: renderMergeWgsl(plan, `${name}-merge: log-sum-exp merge of the partials of ${passes}`, command, `${entry}_merge`),
+    source: renderMergeWgsl(plan, wgslText.comment(`${name}-merge: log-sum-exp merge of the partials of ${passes}`), wgslCommand, `${entry}_merge`),
   });
   // The cache write, for patterns whose keys sit at one position in every region (a rotated cache).
   if (variant === 'fused' && plan.regions.every((r) => r.sharesKeyPosition)) {
     kernels.push({
       label: `${name}-cache-append`, entryPoint: `${entry}_cache_append`, kind: 'cache-append', directOutput: false, file: `${name}-cache-append.wgsl`,
-      source: renderCacheAppendWgsl(plan, `${name}-cache-append: new keys rotated at the ${pattern.name} key position into a paged KV cache`, command, `${entry}_cache_append`),
+      source: renderCacheAppendWgsl(plan, wgslText.comment(`${name}-cache-append: new keys rotated at the ${pattern.name} key position into a paged KV cache`), wgslCommand, `${entry}_cache_append`),
     });
   }
   const launcherConfig = {
@@ -93,13 +96,13 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
   };
   const title = `${name}: WebGPU launcher for ${variant === 'fused' ? 'the fused' : 'the three-pass'} ${pattern.name} attention kernel${variant === 'fused' ? '' : 's'}`;
   const launcher = renderTemplate('wgsl', 'launcher.js', {
-    title,
-    command,
-    config: JSON.stringify(launcherConfig, null, 2),
-    kernels: `[\n${kernels.map((k) => `  { label: ${JSON.stringify(k.label)}, entryPoint: ${JSON.stringify(k.entryPoint)}, kind: ${JSON.stringify(k.kind)}, directOutput: ${k.directOutput}, source: ${JSON.stringify(k.source)} },`).join('\n')}\n]`,
+    title: jsText.comment(title),
+    command: jsText.comment(command),
+    config: jsonForJs(launcherConfig, 2),
+    kernels: `[\n${kernels.map((k) => `  { label: ${jsText.stringLiteral(k.label)}, entryPoint: ${jsText.stringLiteral(k.entryPoint)}, kind: ${jsText.stringLiteral(k.kind)}, directOutput: ${k.directOutput}, source: ${jsText.stringLiteral(k.source)} },`).join('\n')}\n]`,
   });
   const declaration = renderTemplate('wgsl', 'launcher.d.ts', {
-    title,
+    title: tsText.comment(title),
     configType: `{\n  readonly name: string;\n  readonly variant: 'fused' | 'three-pass';\n  readonly pattern: string;\n  readonly params: Readonly<Record<string, number>>;\n  readonly headDim: number;\n  readonly dtype: 'f32' | 'f16';\n  readonly blockQ: number;\n  readonly blockK: number;\n  /** Most keys one invocation may walk on loop-capped adapters (llvmpipe). */\n  readonly maxSplitKeys: number;\n  readonly preRotatedKeys: boolean;\n  readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };\n}`,
   });
   return {

@@ -5,6 +5,7 @@ import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
 import { planNames, renderExpr, type ExprLanguage } from '../expr-render.js';
 import { ConfigurationError } from '../../errors.js';
 import { renderTemplate } from '../template.js';
+import { wgslText } from '../text.js';
 
 export const wgslLanguage: ExprLanguage = {
   int: (v) => String(v),
@@ -34,7 +35,7 @@ function positionFunctions(plan: KernelPlan): string {
   }
   for (const r of plan.regions) {
     out.push('');
-    out.push(`// Region ${r.name}: ${r.summary}.`);
+    out.push(`// Region ${r.name}: ${wgslText.comment(r.summary)}.`);
     out.push(`fn query_position_${r.ident}(i: i32) -> i32 {\n  return ${wgslExpr(plan, r.queryPosition)};\n}`);
     if (!r.sharesKeyPosition) out.push(`fn key_position_${r.ident}(j: i32) -> i32 {\n  return ${wgslExpr(plan, r.keyPosition)};\n}`);
     out.push(`// Whether key j is visible to query i in region ${r.name} (edge tiles only).`);
@@ -54,7 +55,7 @@ function ropeFunctions(plan: KernelPlan): string {
 function patternConstants(plan: KernelPlan): string {
   return plan.constants.length === 0
     ? '// (none)'
-    : plan.constants.map((k) => `const ${k.name}: i32 = ${k.value}; // ${k.doc}`).join('\n');
+    : plan.constants.map((k) => `const ${k.name}: i32 = ${k.value}; // ${wgslText.comment(k.doc)}`).join('\n');
 }
 
 function ropeLayout(plan: KernelPlan): string {
@@ -76,7 +77,7 @@ function regionVisit(plan: KernelPlan, r: RegionPlan): string {
   return renderTemplate('wgsl', 'region-visit.wgsl', {
     regionName: r.name,
     regionIdent: r.ident,
-    regionSummary: r.summary,
+    regionSummary: wgslText.comment(r.summary),
     tileKeyBegin: wgslExpr(plan, r.tileKeyBegin),
     tileKeyEnd: wgslExpr(plan, r.tileKeyEnd),
     queryPosition: `query_position_${r.ident}(i)`,

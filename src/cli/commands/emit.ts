@@ -1,8 +1,9 @@
 // `dcagen emit`: writes a backend's kernel source and launcher for a pattern into a folder.
 
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { DcagenError, UsageError } from '../../errors.js';
+import { quoteName } from '../../dsl/names.js';
 import { emitKernels, type KernelVariant } from '../../backends/index.js';
 import { writeFilesAtomic } from '../../io/atomic-write.js';
 import type { KernelDType } from '../../plan/kernel-plan.js';
@@ -64,7 +65,7 @@ export async function emitCommand(argv: readonly string[], io: CommandIo): Promi
   } catch (err) {
     throw new UsageError(`cannot create ${outDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  const paths = result.files.map((f) => join(outDir, f.name));
+  const paths = result.files.map((f) => fileInside(outDir, f.name));
   await writeFilesAtomic(result.files.map((f, k) => ({ path: paths[k]!, data: f.contents })));
   for (const p of paths) io.stdout(p);
   if (parsed.boolean('report')) {
@@ -78,4 +79,19 @@ export async function emitCommand(argv: readonly string[], io: CommandIo): Promi
     io.stdout(formatReport(await ptxasReport(cu, outDir), cudaSharedMemoryBytes(plan)));
   }
   return 0;
+}
+
+/**
+ * The path of emitted file `name` in `outDir`, refusing (exit 2) anything that would land outside
+ * it or in a subfolder. Emitters only make [a-z0-9._-] names (checked in emitKernels); this is the
+ * last line, at the one place `dcagen emit` turns names into paths.
+ */
+export function fileInside(outDir: string, name: string): string {
+  const folder = resolve(outDir);
+  const path = resolve(folder, name);
+  const rel = relative(folder, path);
+  if (rel !== name || rel.includes(sep) || rel === '' || rel === '.' || rel === '..') {
+    throw new UsageError(`refusing to write ${quoteName(name)}: it would not be a file directly inside ${outDir}`);
+  }
+  return join(outDir, name);
 }
