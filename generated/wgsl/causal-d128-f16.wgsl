@@ -70,7 +70,10 @@ fn negative_infinity() -> f32 {
   return bitcast<f32>(bits);
 }
 
-// ---- Pattern parameters ----
+// ---- Inputs, shared by the prefill and decode kernels: bindings, RoPE, K/V addressing, positions ----
+// (one bind group layout for both kernels, so the launcher binds the same buffers to either)
+
+// Pattern parameters
 // (none)
 
 @group(0) @binding(0) var<uniform> params: AttentionParams;
@@ -81,9 +84,6 @@ fn negative_infinity() -> f32 {
 @group(0) @binding(5) var<storage, read_write> out: array<f16>; // like q
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;          // (batch, query_heads, queries), natural log
 @group(0) @binding(7) var<storage, read_write> partial: array<f32>;      // see partial_out_index / partial_lse_index
-
-var<workgroup> k_tile: array<vec4<f32>, 512>;   // BLOCK_K keys × HEAD_VEC4
-var<workgroup> v_tile: array<vec4<f32>, 512>;
 
 fn imin(a: i32, b: i32) -> i32 { return min(a, b); }
 fn imax(a: i32, b: i32) -> i32 { return max(a, b); }
@@ -148,6 +148,11 @@ fn value4(base: u32, d4: u32) -> vec4<f32> {
   return vec4<f32>(f32(v[d]), f32(v[d + 1u]), f32(v[d + 2u]), f32(v[d + 3u]));
 }
 
+// Element index of key j's first element in k and v: contiguous (batch, keys, key_heads, HEAD_DIM).
+fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {
+  return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;
+}
+
 // ---- Positions and key ranges, rendered from the pattern ----
 // Key position shared by every region (keys may be stored pre-rotated at it).
 fn key_position(j: i32) -> i32 {
@@ -162,6 +167,9 @@ fn query_position_causal(i: i32) -> i32 {
 fn visible_causal(i: i32, j: i32) -> bool {
   return j >= 0 && j <= imin(i, i);
 }
+
+var<workgroup> k_tile: array<vec4<f32>, 512>;   // BLOCK_K keys × HEAD_VEC4
+var<workgroup> v_tile: array<vec4<f32>, 512>;
 
 // Workgroup (x, y, z) = (query tile, query head, batch × splits + split).
 @compute @workgroup_size(64)
@@ -180,8 +188,6 @@ fn causal_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invoca
   let split_first = i32(split * params.split_keys);             // this workgroup's keys (tile-aligned)
   let split_last = split_first + i32(params.split_keys) - 1;
   let q_base = ((batch * params.queries + safe_row) * params.query_heads + head) * HEAD_DIM;
-  let kv_stride = params.key_heads * HEAD_DIM;                   // between consecutive keys
-  let kv_base = (batch * params.keys * params.key_heads + kv_head) * HEAD_DIM;
 
   var q_rot: array<vec4<f32>, 32>;
   var acc: array<vec4<f32>, 32>;
@@ -206,7 +212,7 @@ fn causal_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invoca
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
           if (j < i32(params.keys)) {
-            let at = kv_base + u32(j) * kv_stride;
+            let at = kv_row_base(batch, u32(j), kv_head);
             k_value = rotated_key4(at, d4, key_position(j));
             v_value = value4(at, d4);
           }

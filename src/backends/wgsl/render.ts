@@ -57,6 +57,39 @@ function ropeLayout(plan: KernelPlan): string {
   ].join('\n');
 }
 
+/**
+ * kv_row_base: where key j of a (batch, KV head) starts in k and v. Every K/V read of the prefill and
+ * decode kernels goes through it, so a different cache layout (a paged block table) changes this
+ * function only.
+ */
+function kvRowBase(): string {
+  return [
+    "// Element index of key j's first element in k and v: contiguous (batch, keys, key_heads, HEAD_DIM).",
+    'fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {',
+    '  return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;',
+    '}',
+  ].join('\n');
+}
+
+/** Bindings, RoPE and K/V helpers and the position functions: the same text in both attention kernels. */
+function attentionInputs(plan: KernelPlan): string {
+  return renderTemplate('wgsl', 'attention-inputs.wgsl', {
+    patternConstants: plan.constants.length === 0
+      ? '// (none)'
+      : plan.constants.map((k) => `const ${k.name}: i32 = ${k.value}; // ${k.doc}`).join('\n'),
+    storage: storageType(plan),
+    ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
+    ropeLayout: ropeLayout(plan),
+    kvRowBase: kvRowBase(),
+    positionFunctions: positionFunctions(plan),
+  });
+}
+
+/** The key vector's d4-th vec4 at element index `at`, as a kernel reads it: pre-rotated, or rotated at `position`. */
+function keyValue(plan: KernelPlan, position: string): string {
+  return plan.config.preRotatedKeys ? 'key4(at, d4)  /* keys arrive pre-rotated */' : `rotated_key4(at, d4, ${position})`;
+}
+
 function regionVisit(plan: KernelPlan, r: RegionPlan): string {
   return renderTemplate('wgsl', 'region-visit.wgsl', {
     regionName: r.name,
@@ -65,7 +98,7 @@ function regionVisit(plan: KernelPlan, r: RegionPlan): string {
     tileKeyBegin: wgslExpr(plan, r.tileKeyBegin),
     tileKeyEnd: wgslExpr(plan, r.tileKeyEnd),
     queryPosition: `query_position_${r.ident}(i)`,
-    keyValue: plan.config.preRotatedKeys ? 'key4(at, d4)  /* keys arrive pre-rotated */' : `rotated_key4(at, d4, ${keyPositionFunction(r)}(j))`,
+    keyValue: keyValue(plan, `${keyPositionFunction(r)}(j)`),
     tileUnmasked: wgslExpr(plan, r.tileUnmasked),
   });
 }
@@ -103,14 +136,9 @@ export function renderAttentionWgsl(plan: KernelPlan, options: WgslKernelOptions
     passIndex: options.passIndex,
     directOutput: options.directOutput ? 'true' : 'false',
     common: renderTemplate('wgsl', 'common.wgsl', {}),
-    patternConstants: plan.constants.length === 0
-      ? '// (none)'
-      : plan.constants.map((k) => `const ${k.name}: i32 = ${k.value}; // ${k.doc}`).join('\n'),
+    attentionInputs: attentionInputs(plan),
     storage,
     tileVec4: c.blockK * (c.headDim / 4),
-    ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
-    ropeLayout: ropeLayout(plan),
-    positionFunctions: positionFunctions(plan),
     entryPoint: options.entryPoint,
     regionVisits: plan.regions.map((r) => regionVisit(plan, r)).join('\n'),
   }).replace(/\n{3,}/g, '\n\n');

@@ -1,0 +1,81 @@
+// ---- Inputs, shared by the prefill and decode kernels: bindings, RoPE, K/V addressing, positions ----
+// (one bind group layout for both kernels, so the launcher binds the same buffers to either)
+
+// Pattern parameters
+{{patternConstants}}
+
+@group(0) @binding(0) var<uniform> params: AttentionParams;
+@group(0) @binding(1) var<storage, read> q: array<{{storage}}>;        // (batch, queries, query_heads, HEAD_DIM)
+@group(0) @binding(2) var<storage, read> k: array<{{storage}}>;        // (batch, keys, key_heads, HEAD_DIM)
+@group(0) @binding(3) var<storage, read> v: array<{{storage}}>;        // (batch, keys, key_heads, HEAD_DIM)
+@group(0) @binding(4) var<storage, read> rope: array<vec2<f32>>;       // (cos, sin): fine rows, then coarse rows
+@group(0) @binding(5) var<storage, read_write> out: array<{{storage}}>; // like q
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;          // (batch, query_heads, queries), natural log
+@group(0) @binding(7) var<storage, read_write> partial: array<f32>;      // see partial_out_index / partial_lse_index
+
+fn imin(a: i32, b: i32) -> i32 { return min(a, b); }
+fn imax(a: i32, b: i32) -> i32 { return max(a, b); }
+fn floor_div(a: i32, b: i32) -> i32 {
+  let t = a / b;
+  return select(t, t - 1, (a % b != 0) && ((a < 0) != (b < 0)));
+}
+
+// cos and sin of position × θ^(−2·pair/ROTARY_DIM), from host-computed float64 tables (exact at
+// large positions, where f32 position × frequency is not).
+fn rope_cos_sin(position: i32, pair: u32) -> vec2<f32> {
+  let p = u32(position);
+  let fine = rope[(p & ((1u << ROPE_FINE_BITS) - 1u)) * ROPE_PAIRS + pair];
+  let coarse = rope[((1u << ROPE_FINE_BITS) + (p >> ROPE_FINE_BITS)) * ROPE_PAIRS + pair];
+  return vec2<f32>(coarse.x * fine.x - coarse.y * fine.y, coarse.y * fine.x + coarse.x * fine.y);
+}
+
+// {{ropeStyleName}}: dimension d rotates with rope_partner(d) at frequency rope_pair(d).
+{{ropeLayout}}
+
+// Element d of a query or key vector rotated to `position`; `base` is the vector's first element.
+fn rotated_query(base: u32, d: u32, position: i32) -> f32 {
+  let x = f32(q[base + d]);
+  if (d >= ROTARY_DIM) {
+    return x;
+  }
+  let cs = rope_cos_sin(position, rope_pair(d));
+  return x * cs.x + rope_sign(d) * f32(q[base + rope_partner(d)]) * cs.y;
+}
+
+fn rotated_key(base: u32, d: u32, position: i32) -> f32 {
+  let x = f32(k[base + d]);
+  if (d >= ROTARY_DIM) {
+    return x;
+  }
+  let cs = rope_cos_sin(position, rope_pair(d));
+  return x * cs.x + rope_sign(d) * f32(k[base + rope_partner(d)]) * cs.y;
+}
+
+// Four consecutive elements (4·d4 …) as a vec4.
+fn rotated_query4(base: u32, d4: u32, position: i32) -> vec4<f32> {
+  let d = 4u * d4;
+  return vec4<f32>(rotated_query(base, d, position), rotated_query(base, d + 1u, position),
+                   rotated_query(base, d + 2u, position), rotated_query(base, d + 3u, position));
+}
+
+fn rotated_key4(base: u32, d4: u32, position: i32) -> vec4<f32> {
+  let d = 4u * d4;
+  return vec4<f32>(rotated_key(base, d, position), rotated_key(base, d + 1u, position),
+                   rotated_key(base, d + 2u, position), rotated_key(base, d + 3u, position));
+}
+
+fn key4(base: u32, d4: u32) -> vec4<f32> {
+  let d = base + 4u * d4;
+  return vec4<f32>(f32(k[d]), f32(k[d + 1u]), f32(k[d + 2u]), f32(k[d + 3u]));
+}
+
+fn value4(base: u32, d4: u32) -> vec4<f32> {
+  let d = base + 4u * d4;
+  return vec4<f32>(f32(v[d]), f32(v[d + 1u]), f32(v[d + 2u]), f32(v[d + 3u]));
+}
+
+{{kvRowBase}}
+
+// ---- Positions and key ranges, rendered from the pattern ----
+{{positionFunctions}}
+
