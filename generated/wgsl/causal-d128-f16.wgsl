@@ -27,7 +27,7 @@ const BLOCK_K: u32 = 16u;         // keys per K/V tile in workgroup memory
 const PASS_INDEX: u32 = 0u;   // which pass's partials this kernel writes (0 for the fused kernel)
 const DIRECT_OUTPUT: bool = true; // with one split, write the output itself (fused kernel only)
 
-// ---- Shared by the attention and merge kernels ----
+// ---- Shared by the attention (prefill and decode) and merge kernels ----
 const MASKED_SCORE: f32 = -3.0e38;   // score of a key a row must not see; finite, so exp() gives 0
 
 // Call parameters, written by the launcher (48 bytes).
@@ -39,11 +39,11 @@ struct AttentionParams {
   key_heads: u32,
   rope_coarse_rows: u32,
   logit_scale: f32,   // softmax scale × Qwen temperature², computed by the launcher
-  splits: u32,        // key ranges per (query tile, head, batch)
-  split_keys: u32,    // keys per split, a multiple of BLOCK_K
+  splits: u32,        // key ranges per (query tile, head, batch), or per (KV head, batch) in decode
+  split_keys: u32,    // keys per split: a multiple of BLOCK_K (prefill) or of the lanes per row (decode)
   partials: u32,      // partial results per row: passes × splits
-  reserved0: u32,
-  reserved1: u32,
+  group_rows: u32,    // decode: rows (query head × query) per workgroup, a power of two
+  reserved: u32,
 }
 
 struct SoftmaxState {
@@ -163,7 +163,7 @@ fn key_position(j: i32) -> i32 {
 fn query_position_causal(i: i32) -> i32 {
   return i;
 }
-// Whether key j is visible to query i in region causal (edge tiles only).
+// Whether key j is visible to query i in region causal (prefill: edge tiles only; decode: every key).
 fn visible_causal(i: i32, j: i32) -> bool {
   return j >= 0 && j <= imin(i, i);
 }

@@ -26,7 +26,7 @@ const BLOCK_K: u32 = 16u;         // keys per K/V tile in workgroup memory
 const PASS_INDEX: u32 = 0u;   // which pass's partials this kernel writes (0 for the fused kernel)
 const DIRECT_OUTPUT: bool = true; // with one split, write the output itself (fused kernel only)
 
-// ---- Shared by the attention and merge kernels ----
+// ---- Shared by the attention (prefill and decode) and merge kernels ----
 const MASKED_SCORE: f32 = -3.0e38;   // score of a key a row must not see; finite, so exp() gives 0
 
 // Call parameters, written by the launcher (48 bytes).
@@ -38,11 +38,11 @@ struct AttentionParams {
   key_heads: u32,
   rope_coarse_rows: u32,
   logit_scale: f32,   // softmax scale × Qwen temperature², computed by the launcher
-  splits: u32,        // key ranges per (query tile, head, batch)
-  split_keys: u32,    // keys per split, a multiple of BLOCK_K
+  splits: u32,        // key ranges per (query tile, head, batch), or per (KV head, batch) in decode
+  split_keys: u32,    // keys per split: a multiple of BLOCK_K (prefill) or of the lanes per row (decode)
   partials: u32,      // partial results per row: passes × splits
-  reserved0: u32,
-  reserved1: u32,
+  group_rows: u32,    // decode: rows (query head × query) per workgroup, a power of two
+  reserved: u32,
 }
 
 struct SoftmaxState {
@@ -164,7 +164,7 @@ fn key_position(j: i32) -> i32 {
 fn query_position_inter(i: i32) -> i32 {
   return imin(2 * CHUNK_LENGTH - 1, CHUNK_SIZE);
 }
-// Whether key j is visible to query i in region inter (edge tiles only).
+// Whether key j is visible to query i in region inter (prefill: edge tiles only; decode: every key).
 fn visible_inter(i: i32, j: i32) -> bool {
   return j >= 0 && j <= imin((floor_div(i, 253952) - 1) * 253952 - 1, i);
 }
@@ -173,7 +173,7 @@ fn visible_inter(i: i32, j: i32) -> bool {
 fn query_position_successive(i: i32) -> i32 {
   return imin(i % CHUNK_LENGTH + CHUNK_LENGTH, CHUNK_SIZE);
 }
-// Whether key j is visible to query i in region successive (edge tiles only).
+// Whether key j is visible to query i in region successive (prefill: edge tiles only; decode: every key).
 fn visible_successive(i: i32, j: i32) -> bool {
   return j >= (floor_div(i, 253952) - 1) * 253952 && j <= imin(floor_div(i, 253952) * 253952 - 1, i);
 }
@@ -182,7 +182,7 @@ fn visible_successive(i: i32, j: i32) -> bool {
 fn query_position_intra(i: i32) -> i32 {
   return i % CHUNK_LENGTH;
 }
-// Whether key j is visible to query i in region intra (edge tiles only).
+// Whether key j is visible to query i in region intra (prefill: edge tiles only; decode: every key).
 fn visible_intra(i: i32, j: i32) -> bool {
   return j >= floor_div(i, 253952) * 253952 && j <= imin((floor_div(i, 253952) + 1) * 253952 - 1, i);
 }

@@ -1,13 +1,16 @@
 // Emits a WGSL kernel set: the .wgsl shaders plus a self-contained ES-module launcher (and its
 // .d.ts). Variants: `fused` (one pass over all regions; what dcagen is for) and `three-pass` (one
-// kernel per region plus an LSE merge, the ChunkLlama approach, kept as a benchmark baseline).
+// kernel per region plus an LSE merge, the ChunkLlama approach, kept as a benchmark baseline). A
+// fused set also carries the split-K decode kernel (two modules: with and without subgroup
+// operations), which the launcher runs for calls with few query rows.
 
 import type { CompiledPattern } from '../../dsl/instantiate.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
 import { kernelSetName, type EmittedFile, type KernelVariant } from '../kernel-set.js';
 import { renderTemplate } from '../template.js';
-import { maxSplitKeys } from './invocation-bound.js';
-import { renderAttentionWgsl, renderMergeWgsl } from './render.js';
+import { decodeLayout } from './decode-layout.js';
+import { decodeMaxLaneKeys, maxSplitKeys } from './invocation-bound.js';
+import { renderAttentionWgsl, renderDecodeWgsl, renderMergeWgsl } from './render.js';
 
 export interface WgslEmitOptions {
   readonly variant?: KernelVariant;
@@ -50,25 +53,38 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
   const command = options.command ?? `dcagen emit --backend wgsl --pattern ${pattern.name} …`;
   const entry = name.replace(/[^A-Za-z0-9]/g, '_');
   // Every set ends with the merge kernel: it combines key splits (and, for three-pass, the passes).
-  const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'merge'; directOutput: boolean; file: string; source: string }> = [];
+  const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'decode' | 'merge'; directOutput: boolean; subgroups: boolean; file: string; source: string }> = [];
+  const decode = variant === 'fused' ? decodeLayout(plan) : undefined;
   if (variant === 'fused') {
     kernels.push({
-      label: name, entryPoint: entry, kind: 'attention', directOutput: true, file: `${name}.wgsl`,
+      label: name, entryPoint: entry, kind: 'attention', directOutput: true, subgroups: false, file: `${name}.wgsl`,
       source: renderAttentionWgsl(plan, { title: `${name}: fused ${pattern.name} flash attention`, command, entryPoint: entry, passIndex: 0, directOutput: true }),
     });
+    if (decode !== undefined) {
+      for (const subgroups of [false, true]) {
+        const label = `${name}-decode${subgroups ? '-subgroups' : ''}`;
+        kernels.push({
+          label, entryPoint: `${entry}_decode`, kind: 'decode', directOutput: true, subgroups, file: `${label}.wgsl`,
+          source: renderDecodeWgsl(plan, decode, {
+            title: `${label}: split-K ${pattern.name} decode${subgroups ? ', lanes combined with subgroup operations' : ''}`,
+            command, entryPoint: `${entry}_decode`, subgroups,
+          }),
+        });
+      }
+    }
   } else {
     plan.regions.forEach((region, pass) => {
       const regionPlan = planKernel(pattern, config, [region.name]);
       const label = `${name}-${region.ident}`;
       kernels.push({
-        label, entryPoint: `${entry}_${region.ident}`, kind: 'attention', directOutput: false, file: `${label}.wgsl`,
+        label, entryPoint: `${entry}_${region.ident}`, kind: 'attention', directOutput: false, subgroups: false, file: `${label}.wgsl`,
         source: renderAttentionWgsl(regionPlan, { title: `${label}: region ${region.name} alone (three-pass baseline, pass ${pass + 1})`, command, entryPoint: `${entry}_${region.ident}`, passIndex: pass, directOutput: false }),
       });
     });
   }
-  const passes = variant === 'fused' ? 'key splits' : `${plan.regions.length} region passes × key splits`;
+  const passes = variant === 'fused' ? 'key splits (prefill or decode)' : `${plan.regions.length} region passes × key splits`;
   kernels.push({
-    label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', directOutput: false, file: `${name}-merge.wgsl`,
+    label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', directOutput: false, subgroups: false, file: `${name}-merge.wgsl`,
     source: renderMergeWgsl(plan, `${name}-merge: log-sum-exp merge of the partials of ${passes}`, command, `${entry}_merge`),
   });
   const launcherConfig = {
@@ -82,6 +98,9 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     blockK: config.blockK,
     maxSplitKeys: maxSplitKeys(plan),
     preRotatedKeys: config.preRotatedKeys,
+    // The decode kernel's layout: rows per workgroup at most, and the keys one lane may walk on
+    // loop-capped adapters (null: this set has no decode kernel).
+    decode: decode === undefined ? null : { workgroup: decode.workgroup, maxRows: decode.maxRows, maxLaneKeys: decodeMaxLaneKeys(plan) },
     rope: { style: plan.rope.style, rotaryDim: plan.rope.rotaryDim, pairs: plan.rope.pairs, fineBits: plan.rope.fineBits, ...(plan.rope.positionLimit !== undefined ? { positionLimit: plan.rope.positionLimit } : {}) },
   };
   const title = `${name}: WebGPU launcher for ${variant === 'fused' ? 'the fused' : 'the three-pass'} ${pattern.name} attention kernel${variant === 'fused' ? '' : 's'}`;
@@ -89,11 +108,11 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     title,
     command,
     config: JSON.stringify(launcherConfig, null, 2),
-    kernels: `[\n${kernels.map((k) => `  { label: ${JSON.stringify(k.label)}, entryPoint: ${JSON.stringify(k.entryPoint)}, kind: ${JSON.stringify(k.kind)}, directOutput: ${k.directOutput}, source: ${JSON.stringify(k.source)} },`).join('\n')}\n]`,
+    kernels: `[\n${kernels.map((k) => `  { label: ${JSON.stringify(k.label)}, entryPoint: ${JSON.stringify(k.entryPoint)}, kind: ${JSON.stringify(k.kind)}, directOutput: ${k.directOutput}, subgroups: ${k.subgroups}, source: ${JSON.stringify(k.source)} },`).join('\n')}\n]`,
   });
   const declaration = renderTemplate('wgsl', 'launcher.d.ts', {
     title,
-    configType: `{\n  readonly name: string;\n  readonly variant: 'fused' | 'three-pass';\n  readonly pattern: string;\n  readonly params: Readonly<Record<string, number>>;\n  readonly headDim: number;\n  readonly dtype: 'f32' | 'f16';\n  readonly blockQ: number;\n  readonly blockK: number;\n  /** Most keys one invocation may walk on loop-capped adapters (llvmpipe). */\n  readonly maxSplitKeys: number;\n  readonly preRotatedKeys: boolean;\n  readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };\n}`,
+    configType: `{\n  readonly name: string;\n  readonly variant: 'fused' | 'three-pass';\n  readonly pattern: string;\n  readonly params: Readonly<Record<string, number>>;\n  readonly headDim: number;\n  readonly dtype: 'f32' | 'f16';\n  readonly blockQ: number;\n  readonly blockK: number;\n  /** Most keys one invocation may walk on loop-capped adapters (llvmpipe). */\n  readonly maxSplitKeys: number;\n  readonly preRotatedKeys: boolean;\n  /** The decode kernel: invocations per workgroup, rows per workgroup at most, keys one lane may walk on loop-capped adapters; null when the set has none. */\n  readonly decode: { readonly workgroup: number; readonly maxRows: number; readonly maxLaneKeys: number } | null;\n  readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };\n}`,
   });
   return {
     name,

@@ -4,6 +4,7 @@
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
 import { planNames, renderExpr, type ExprLanguage } from '../expr-render.js';
 import { renderTemplate } from '../template.js';
+import type { DecodeLayout } from './decode-layout.js';
 
 export const wgslLanguage: ExprLanguage = {
   int: (v) => String(v),
@@ -36,7 +37,7 @@ function positionFunctions(plan: KernelPlan): string {
     out.push(`// Region ${r.name}: ${r.summary}.`);
     out.push(`fn query_position_${r.ident}(i: i32) -> i32 {\n  return ${wgslExpr(plan, r.queryPosition)};\n}`);
     if (!r.sharesKeyPosition) out.push(`fn key_position_${r.ident}(j: i32) -> i32 {\n  return ${wgslExpr(plan, r.keyPosition)};\n}`);
-    out.push(`// Whether key j is visible to query i in region ${r.name} (edge tiles only).`);
+    out.push(`// Whether key j is visible to query i in region ${r.name} (prefill: edge tiles only; decode: every key).`);
     out.push(`fn visible_${r.ident}(i: i32, j: i32) -> bool {\n  return ${wgslExpr(plan, r.elementVisible)};\n}`);
   }
   return out.join('\n');
@@ -141,6 +142,90 @@ export function renderAttentionWgsl(plan: KernelPlan, options: WgslKernelOptions
     tileVec4: c.blockK * (c.headDim / 4),
     entryPoint: options.entryPoint,
     regionVisits: plan.regions.map((r) => regionVisit(plan, r)).join('\n'),
+  }).replace(/\n{3,}/g, '\n\n');
+}
+
+/**
+ * The decode kernel's view of the regions by index (visit order): each region's query position, the
+ * region that owns a key (from the plan's element masks), and, for patterns whose regions place keys
+ * at their own positions, each region's key position.
+ */
+function regionDispatch(plan: KernelPlan): string {
+  const byIndex = (fn: string, param: string, call: (r: RegionPlan) => string): string => {
+    if (plan.regions.length === 1) return `fn ${fn}(region: u32, ${param}: i32) -> i32 {\n  return ${call(plan.regions[0]!)};\n}`;
+    const cases = plan.regions.map((r, n) => (n === plan.regions.length - 1
+      ? `    default: { return ${call(r)}; }`
+      : `    case ${n}u: { return ${call(r)}; }`));
+    return `fn ${fn}(region: u32, ${param}: i32) -> i32 {\n  switch region {\n${cases.join('\n')}\n  }\n}`;
+  };
+  const out: string[] = [];
+  out.push(`// Regions: ${plan.regions.map((r, n) => `${n} = ${r.name}`).join(', ')}.`);
+  out.push(byIndex('region_query_position', 'i', (r) => `query_position_${r.ident}(i)`));
+  out.push('');
+  out.push('// The region that owns key j for query i (the regions partition the causal keys), or REGIONS');
+  out.push('// when no region lets query i see key j.');
+  out.push('fn key_region(i: i32, j: i32) -> u32 {');
+  plan.regions.forEach((r, n) => out.push(`  if (visible_${r.ident}(i, j)) {\n    return ${n}u;\n  }`));
+  out.push('  return REGIONS;');
+  out.push('}');
+  if (!plan.config.preRotatedKeys && plan.regions.some((r) => !r.sharesKeyPosition)) {
+    out.push('');
+    out.push('// The regions place keys at their own positions: a key is rotated for the region that owns it.');
+    out.push(byIndex('region_key_position', 'j', (r) => `${keyPositionFunction(r)}(j)`));
+  }
+  return out.join('\n');
+}
+
+export interface WgslDecodeOptions {
+  readonly title: string;
+  readonly command: string;
+  readonly entryPoint: string;
+  /** Combine a row's lanes with subgroup operations (a separate module, for devices with `subgroups`). */
+  readonly subgroups: boolean;
+}
+
+/**
+ * The split-K decode kernel. Both of its forms come from one template; only the combine of a row's
+ * lanes differs (the decode-lanes-* and decode-cells-* fragments): subgroup operations, or workgroup
+ * memory alone.
+ */
+export function renderDecodeWgsl(plan: KernelPlan, layout: DecodeLayout, options: WgslDecodeOptions): string {
+  const c = plan.config;
+  if (c.dtype === 'bf16') throw new Error('WGSL has no bfloat16 storage; use f32 or f16');
+  const storage = storageType(plan);
+  const ownKeyPositions = plan.regions.some((r) => !r.sharesKeyPosition);
+  const keyPosition = c.preRotatedKeys
+    ? '    // (keys arrive rotated at their key position)'
+    : `    let key_at = ${ownKeyPositions ? 'region_key_position(region, j)' : 'key_position(j)'};   // the key's RoPE position`;
+  const path = options.subgroups ? 'subgroups' : 'workgroup';
+  return renderTemplate('wgsl', 'decode.wgsl', {
+    title: options.title,
+    patternName: plan.pattern.name,
+    command: options.command,
+    combineSummary: options.subgroups
+      ? 'Within a subgroup the lanes of\n// a row combine with subgroupMax / subgroupAdd; subgroups meet through workgroup memory.'
+      : 'The lanes meet through\n// workgroup memory alone (a second module of this kernel uses subgroup operations where the device\n// has them).',
+    enables: [storage === 'f16' ? 'enable f16;\n' : '', options.subgroups ? 'enable subgroups;\n' : ''].join(''),
+    headDim: c.headDim,
+    headVec4: c.headDim / 4,
+    rotaryDim: plan.rope.rotaryDim,
+    ropePairs: plan.rope.pairs,
+    ropeFineBits: plan.rope.fineBits,
+    workgroup: layout.workgroup,
+    maxRows: layout.maxRows,
+    regionCount: layout.regions,
+    combineChunk: layout.combineChunk,
+    common: renderTemplate('wgsl', 'common.wgsl', {}),
+    attentionInputs: attentionInputs(plan),
+    regionDispatch: regionDispatch(plan),
+    rowsMemoryVec4: layout.rowsMemoryVec4s,
+    cellReduction: renderTemplate('wgsl', `decode-cells-${path}.wgsl`, {}).trimEnd(),
+    entryPoint: options.entryPoint,
+    laneBuiltins: options.subgroups ? ', @builtin(subgroup_size) subgroup_size: u32' : '',
+    laneOrder: renderTemplate('wgsl', `decode-lanes-${path}.wgsl`, {}).trimEnd(),
+    keyPosition,
+    keyValue: keyValue(plan, 'key_at'),
+    storage,
   }).replace(/\n{3,}/g, '\n\n');
 }
 
