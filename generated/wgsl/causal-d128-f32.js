@@ -122,6 +122,7 @@ export function kernelKind(shape, kind) {
  * invocations, which split the keys between them.
  */
 export function decodeRows(shape) {
+  if (config.decode === null) throw new Error(`kernel set ${config.name} has no decode kernel`);
   const rows = (shape.queryHeads / shape.keyHeads) * shape.queries;
   let groupRows = 1;
   while (groupRows < rows && groupRows < config.decode.maxRows) groupRows *= 2;
