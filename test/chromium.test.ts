@@ -99,6 +99,9 @@ interface RunCase {
   readonly seed: number;
   /** Force the number of key splits (the split + merge path). */
   readonly splits?: number;
+  /** The decode kernel: which path the launcher must take, with or without subgroup operations. */
+  readonly decode?: { readonly subgroups: boolean };
+  readonly interleaved?: boolean;
 }
 
 const RUN_CASES: readonly RunCase[] = [
@@ -107,6 +110,10 @@ const RUN_CASES: readonly RunCase[] = [
   // L = 15 over 100 keys: seven chunks, inter-chunk regions, two query tiles, Sq < Sk, batch 2.
   { label: 'fused DCA across seven chunks (C 20, W 5), GQA 4:2, Sq 70 < Sk 100, batch 2', pattern: 'dca', params: { chunkSize: 20, localWindow: 5 }, variant: 'fused', batch: 2, queries: 70, keys: 100, queryHeads: 4, keyHeads: 2, headDim: 64, seed: 202 },
   { label: 'fused DCA in 3 key splits + merge (C 20, W 5), Sq 40 < Sk 100', pattern: 'dca', params: { chunkSize: 20, localWindow: 5 }, variant: 'fused', batch: 1, queries: 40, keys: 100, queryHeads: 2, keyHeads: 1, headDim: 32, seed: 505, splits: 3 },
+  // Few query rows: the split-K decode kernel, lanes combined with subgroup operations (SwiftShader has them) or without.
+  { label: 'DCA decode with subgroups, Sq 3, GQA 8:2, interleaved RoPE', pattern: 'dca', params: { chunkSize: 40, localWindow: 9 }, variant: 'fused', batch: 1, queries: 3, keys: 125, queryHeads: 8, keyHeads: 2, headDim: 32, seed: 606, decode: { subgroups: true }, interleaved: true },
+  { label: 'DCA decode with subgroups over 3000 keys, d 128 (splits + merge)', pattern: 'dca', params: { chunkSize: 1100, localWindow: 100 }, variant: 'fused', batch: 1, queries: 1, keys: 3000, queryHeads: 4, keyHeads: 1, headDim: 128, seed: 707, decode: { subgroups: true } },
+  { label: 'DCA decode without subgroups, Sq 16, batch 2', pattern: 'dca', params: { chunkSize: 40, localWindow: 9 }, variant: 'fused', batch: 2, queries: 16, keys: 130, queryHeads: 8, keyHeads: 2, headDim: 32, seed: 808, decode: { subgroups: false } },
   { label: 'causal baseline, Sq 50 < Sk 60', pattern: 'causal', params: {}, variant: 'fused', batch: 1, queries: 50, keys: 60, queryHeads: 2, keyHeads: 2, headDim: 64, seed: 303 },
   { label: 'three-pass DCA (region kernels + LSE merge), GQA 4:2, Sq 70 < Sk 100', pattern: 'dca', params: { chunkSize: 20, localWindow: 5 }, variant: 'three-pass', batch: 1, queries: 70, keys: 100, queryHeads: 4, keyHeads: 2, headDim: 64, seed: 404 },
 ];
@@ -224,7 +231,7 @@ describe('emitted WGSL in headless Chromium (Dawn/Tint)', () => {
     expect(syntax.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual(['unable to parse right side of + expression']);
   });
 
-  it('compiles every kernel under generated/wgsl (f32 fully; f16 fully with shader-f16, else parse only)', { timeout: STARTUP_TIMEOUT_MS + 60_000 }, async () => {
+  it('compiles every kernel under generated/wgsl, subgroup modules with the subgroups feature (f32 fully; f16 fully with shader-f16, else parse only)', { timeout: STARTUP_TIMEOUT_MS + 60_000 }, async () => {
     const names = (await readdir(GENERATED_WGSL)).sort();
     const wgsl = names.filter((n) => n.endsWith('.wgsl'));
     const launchers = names.filter((n) => n.endsWith('.js'));
@@ -245,7 +252,9 @@ describe('emitted WGSL in headless Chromium (Dawn/Tint)', () => {
     for (const name of wgsl) {
       const source = sources.get(name)!;
       const f16 = enableF16Line(source) > 0;
-      const result = await compile(`generated-${name}`, source, f16 && hasF16 ? ['shader-f16'] : []);
+      // The decode kernel's subgroup module needs the feature (Chromium's SwiftShader adapter has it).
+      const subgroups = /^enable subgroups;/m.test(source) ? ['subgroups'] : [];
+      const result = await compile(`generated-${name}`, source, [...(f16 && hasF16 ? ['shader-f16'] : []), ...subgroups]);
       const errors = compileErrors(result);
       if (f16 && !hasF16) {
         // Tint parsed the module and stopped at `enable f16`: the only message must be that one.
@@ -285,7 +294,7 @@ describe('emitted WGSL in headless Chromium (Dawn/Tint)', () => {
 
   it.each(RUN_CASES.map((c) => [c.label, c] as const))('%s matches the float64 reference (f32)', { timeout: STARTUP_TIMEOUT_MS + RUN_TIMEOUT_MS }, async (_label, c) => {
     const pattern = compilePattern(builtinPattern(c.pattern), c.params);
-    const set = emitWgsl(pattern, wgslKernelConfig({ headDim: c.headDim, dtype: 'f32' }), { variant: c.variant });
+    const set = emitWgsl(pattern, wgslKernelConfig({ headDim: c.headDim, dtype: 'f32', ropeStyle: c.interleaved ? 'interleaved' : 'half' }), { variant: c.variant });
     for (const f of set.files) await writeFile(join(served, f.name), f.contents);
     const q = randomTensor([c.batch, c.queries, c.queryHeads, c.headDim], c.seed);
     const k = randomTensor([c.batch, c.keys, c.keyHeads, c.headDim], c.seed + 1);
@@ -295,12 +304,13 @@ describe('emitted WGSL in headless Chromium (Dawn/Tint)', () => {
     await writeFile(join(served, inputs.k), encodeStorage(k.data, 'f32'));
     await writeFile(join(served, inputs.v), encodeStorage(v.data, 'f32'));
 
-    const rope = { theta: 10000, style: 'half' as const };
+    const rope = { theta: 10000, style: c.interleaved ? 'interleaved' as const : 'half' as const };
     const result = await (await browser()).run(
       {
         kind: 'attention',
         launcher: set.launcher,
-        options: { ropeTheta: rope.theta, ...(c.splits !== undefined ? { splits: c.splits } : {}) },
+        options: { ropeTheta: rope.theta, ...(c.splits !== undefined ? { splits: c.splits } : {}), ...(c.decode !== undefined ? { subgroups: c.decode.subgroups } : {}) },
+        ...(c.decode?.subgroups ? { requiredFeatures: ['subgroups'] } : {}),
         shape: { batch: c.batch, queries: c.queries, keys: c.keys, queryHeads: c.queryHeads, keyHeads: c.keyHeads, headDim: c.headDim },
         inputs,
       },
@@ -311,6 +321,10 @@ describe('emitted WGSL in headless Chromium (Dawn/Tint)', () => {
     const lseError = maxAbsDifference(expected.lse.data, decodeStorage(result.lse, 'f32'));
     console.log(`${set.name}: createAttention ${result.createMs.toFixed(0)} ms, run ${result.runMs.toFixed(0)} ms, max |Δout| ${outError.toExponential(2)}, max |Δlse| ${lseError.toExponential(2)}`);
     expect(result.errors).toEqual([]);
+    if (c.decode !== undefined) {
+      expect(result.split?.kind).toBe('decode');
+      expect(result.subgroups).toBe(c.decode.subgroups);
+    }
     expect(outError).toBeLessThanOrEqual(F32_TOLERANCE);
     expect(lseError).toBeLessThanOrEqual(F32_TOLERANCE);
   });

@@ -32,4 +32,19 @@ describe('generated kernels', () => {
     expect(wgsl).toContain('enable f16;');
     expect(wgsl).toMatchSnapshot();
   });
+
+  it('emits the decode kernel from one template: the subgroup module differs only in its lane combine (snapshot)', () => {
+    const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 9, localWindow: 3 });
+    const set = emitWgsl(pattern, wgslKernelConfig({ headDim: 32, dtype: 'f16' }), { command: 'dcagen emit --backend wgsl --pattern dca --chunk-size 9 --local-window 3 --head-dim 32 --dtype f16' });
+    const plain = set.files.find((f) => f.name.endsWith('-decode.wgsl'))!.contents;
+    const subgroups = set.files.find((f) => f.name.endsWith('-decode-subgroups.wgsl'))!.contents;
+    expect(plain).not.toMatch(/enable subgroups|subgroup(Add|Max|Elect)|subgroup_size/);
+    expect(subgroups).toContain('enable subgroups;');
+    expect(subgroups).toContain('subgroupAdd(');
+    expect(plain).toContain('fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32');
+    expect(plain).toMatchSnapshot();
+    // Lines only the subgroup module has: its header, the lane numbering and the cell reductions.
+    const plainLines = new Set(plain.split('\n'));
+    expect(subgroups.split('\n').filter((line) => !plainLines.has(line)).join('\n')).toMatchSnapshot();
+  });
 });

@@ -58,15 +58,18 @@ describe('WGSL kernels on WebGPU', () => {
   });
 
   it('stays exact over thousands of keys: each invocation walks one bounded split (llvmpipe stops shaders after 65535 loop iterations)', async () => {
-    // Two query rows over 20000 keys at d 128. Without splits one invocation would walk every key
-    // and llvmpipe would silently cut its loops short; the launcher caps the keys of a split there.
+    // Two query rows over 20000 keys at d 128 through the prefill kernel (forced: so few rows would
+    // go to the decode kernel, whose lanes have their own bound, test/wgsl-decode.test.ts). Without
+    // splits one invocation would walk every key and llvmpipe would silently cut its loops short; the
+    // launcher caps the keys of a split there.
     const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 1100, localWindow: 100 });
     const q = randomTensor([1, 2, 1, 128], 61, 2);
     const k = randomTensor([1, 20000, 1, 128], 62, 2);
     const v = randomTensor([1, 20000, 1, 128], 63);
     const rope = { theta: 10000, style: 'half' as const };
     const expected = referenceAttention(q, k, v, { pattern, rope });
-    const got = await runWgslAttention({ q, k, v, pattern, rope, dtype: 'f32' });
+    const got = await runWgslAttention({ q, k, v, pattern, rope, dtype: 'f32' }, { kind: 'prefill' });
+    expect(got.split.kind).toBe('prefill');
     expect(maxAbsDifference(expected.out.data, got.out.data)).toBeLessThanOrEqual(2e-4);
     expect(maxAbsDifference(expected.lse.data, got.lse.data)).toBeLessThanOrEqual(2e-4);
     const plan = emitWgsl(pattern, wgslKernelConfig({ headDim: 128, dtype: 'f32' })).plan;

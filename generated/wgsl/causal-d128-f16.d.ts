@@ -24,16 +24,28 @@ export interface AttentionOptions {
   scale?: number;
   /** Qwen temperature scaling: logits × f(n)², f(n) = max(1, 0.1·ln(n / c_orig) + 1). */
   originalMaxPosition?: number;
-  /** Force the number of key splits (rounded to whole key tiles); default: chosen from the work. */
+  /** The attention kernel: 'prefill' or 'decode' (default: decode for calls with at most 16 queries). */
+  kind?: AttentionKind;
+  /** Force the number of key splits (rounded to whole key tiles or lanes); default: chosen from the work. */
   splits?: number;
+  /** Use subgroup operations in the decode kernel when the device has the `subgroups` feature (default true). */
+  subgroups?: boolean;
   /** Cap the keys one invocation walks at config.maxSplitKeys (default: detected, true on llvmpipe). */
   loopCapped?: boolean;
 }
 
+export type AttentionKind = 'prefill' | 'decode';
+
 export interface SplitPlan {
-  /** Keys per split, a multiple of config.blockK. */
+  /** The kernel that runs the call. */
+  kind: AttentionKind;
+  /** Keys per split: a multiple of config.blockK (prefill) or of the lanes per row (decode). */
   splitKeys: number;
   splits: number;
+  /** Decode: rows (query head × query) per workgroup. */
+  groupRows?: number;
+  /** Decode: workgroups covering the rows of one KV head. */
+  rowBlocks?: number;
 }
 
 export declare const config: {
@@ -48,6 +60,8 @@ export declare const config: {
   /** Most keys one invocation may walk on loop-capped adapters (llvmpipe). */
   readonly maxSplitKeys: number;
   readonly preRotatedKeys: boolean;
+  /** The decode kernel: invocations per workgroup, rows per workgroup at most, keys one lane may walk on loop-capped adapters; null when the set has none. */
+  readonly decode: { readonly workgroup: number; readonly maxRows: number; readonly maxLaneKeys: number } | null;
   readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };
 };
 
@@ -55,15 +69,20 @@ export declare function ropeTables(theta: number, maxPosition: number): { table:
 export declare function logitScale(keys: number, options?: AttentionOptions): number;
 export declare function maxPosition(keys: number): number;
 export declare function isLoopCappedAdapter(info: GPUAdapterInfo | undefined): boolean;
-export declare function splitPlan(shape: AttentionShape, options?: { splits?: number; loopCapped?: boolean }): SplitPlan;
+export declare const DECODE_MAX_QUERIES: number;
+export declare function kernelKind(shape: Pick<AttentionShape, 'queries'>, kind?: AttentionKind): AttentionKind;
+export declare function decodeRows(shape: AttentionShape): { groupRows: number; rowBlocks: number; rowLanes: number };
+export declare function splitPlan(shape: AttentionShape, options?: { kind?: AttentionKind; splits?: number; loopCapped?: boolean }): SplitPlan;
 
 export interface Attention {
   readonly config: typeof config;
   /** Bytes per element of q, k, v and out. */
   readonly elementBytes: number;
-  /** Whether invocations are capped at config.maxSplitKeys keys on this device. */
+  /** Whether invocations are capped (config.maxSplitKeys, config.decode.maxLaneKeys) on this device. */
   readonly loopCapped: boolean;
-  /** How a call of this shape splits its keys. */
+  /** Whether the decode kernel combines lanes with subgroup operations on this device. */
+  readonly subgroups: boolean;
+  /** Which kernel runs a call of this shape and how it splits its keys. */
   splitPlan(shape: AttentionShape): SplitPlan;
   /** Records the dispatches into `encoder`; returns the parameter uniform buffer (destroy it after the work is done). */
   encode(encoder: GPUCommandEncoder, buffers: AttentionBuffers, shape: AttentionShape): GPUBuffer;

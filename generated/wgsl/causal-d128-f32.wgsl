@@ -26,7 +26,7 @@ const BLOCK_K: u32 = 16u;         // keys per K/V tile in workgroup memory
 const PASS_INDEX: u32 = 0u;   // which pass's partials this kernel writes (0 for the fused kernel)
 const DIRECT_OUTPUT: bool = true; // with one split, write the output itself (fused kernel only)
 
-// ---- Shared by the attention and merge kernels ----
+// ---- Shared by the attention (prefill and decode) and merge kernels ----
 const MASKED_SCORE: f32 = -3.0e38;   // score of a key a row must not see; finite, so exp() gives 0
 
 // Call parameters, written by the launcher (48 bytes).
@@ -38,11 +38,11 @@ struct AttentionParams {
   key_heads: u32,
   rope_coarse_rows: u32,
   logit_scale: f32,   // softmax scale × Qwen temperature², computed by the launcher
-  splits: u32,        // key ranges per (query tile, head, batch)
-  split_keys: u32,    // keys per split, a multiple of BLOCK_K
+  splits: u32,        // key ranges per (query tile, head, batch), or per (KV head, batch) in decode
+  split_keys: u32,    // keys per split: a multiple of BLOCK_K (prefill) or of the lanes per row (decode)
   partials: u32,      // partial results per row: passes × splits
-  reserved0: u32,
-  reserved1: u32,
+  group_rows: u32,    // decode: rows (query head × query) per workgroup, a power of two
+  reserved: u32,
 }
 
 struct SoftmaxState {
@@ -69,7 +69,10 @@ fn negative_infinity() -> f32 {
   return bitcast<f32>(bits);
 }
 
-// ---- Pattern parameters ----
+// ---- Inputs, shared by the prefill and decode kernels: bindings, RoPE, K/V addressing, positions ----
+// (one bind group layout for both kernels, so the launcher binds the same buffers to either)
+
+// Pattern parameters
 // (none)
 
 @group(0) @binding(0) var<uniform> params: AttentionParams;
@@ -80,9 +83,6 @@ fn negative_infinity() -> f32 {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>; // like q
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;          // (batch, query_heads, queries), natural log
 @group(0) @binding(7) var<storage, read_write> partial: array<f32>;      // see partial_out_index / partial_lse_index
-
-var<workgroup> k_tile: array<vec4<f32>, 512>;   // BLOCK_K keys × HEAD_VEC4
-var<workgroup> v_tile: array<vec4<f32>, 512>;
 
 // ---- Integer helpers and RoPE, shared by every kernel that places positions ----
 fn imin(a: i32, b: i32) -> i32 { return min(a, b); }
@@ -148,6 +148,11 @@ fn value4(base: u32, d4: u32) -> vec4<f32> {
   return vec4<f32>(f32(v[d]), f32(v[d + 1u]), f32(v[d + 2u]), f32(v[d + 3u]));
 }
 
+// Element index of key j's first element in k and v: contiguous (batch, keys, key_heads, HEAD_DIM).
+fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {
+  return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;
+}
+
 // ---- Positions and key ranges, rendered from the pattern ----
 // Key position shared by every region (keys may be stored pre-rotated at it).
 fn key_position(j: i32) -> i32 {
@@ -158,10 +163,13 @@ fn key_position(j: i32) -> i32 {
 fn query_position_causal(i: i32) -> i32 {
   return i;
 }
-// Whether key j is visible to query i in region causal (edge tiles only).
+// Whether key j is visible to query i in region causal (prefill: edge tiles only; decode: every key).
 fn visible_causal(i: i32, j: i32) -> bool {
   return j >= 0 && j <= imin(i, i);
 }
+
+var<workgroup> k_tile: array<vec4<f32>, 512>;   // BLOCK_K keys × HEAD_VEC4
+var<workgroup> v_tile: array<vec4<f32>, 512>;
 
 // Workgroup (x, y, z) = (query tile, query head, batch × splits + split).
 @compute @workgroup_size(64)
@@ -180,8 +188,6 @@ fn causal_d128_f32(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invoca
   let split_first = i32(split * params.split_keys);             // this workgroup's keys (tile-aligned)
   let split_last = split_first + i32(params.split_keys) - 1;
   let q_base = ((batch * params.queries + safe_row) * params.query_heads + head) * HEAD_DIM;
-  let kv_stride = params.key_heads * HEAD_DIM;                   // between consecutive keys
-  let kv_base = (batch * params.keys * params.key_heads + kv_head) * HEAD_DIM;
 
   var q_rot: array<vec4<f32>, 32>;
   var acc: array<vec4<f32>, 32>;
@@ -206,7 +212,7 @@ fn causal_d128_f32(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invoca
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
           if (j < i32(params.keys)) {
-            let at = kv_base + u32(j) * kv_stride;
+            let at = kv_row_base(batch, u32(j), kv_head);
             k_value = rotated_key4(at, d4, key_position(j));
             v_value = value4(at, d4);
           }

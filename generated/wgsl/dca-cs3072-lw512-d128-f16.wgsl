@@ -27,7 +27,7 @@ const BLOCK_K: u32 = 16u;         // keys per K/V tile in workgroup memory
 const PASS_INDEX: u32 = 0u;   // which pass's partials this kernel writes (0 for the fused kernel)
 const DIRECT_OUTPUT: bool = true; // with one split, write the output itself (fused kernel only)
 
-// ---- Shared by the attention and merge kernels ----
+// ---- Shared by the attention (prefill and decode) and merge kernels ----
 const MASKED_SCORE: f32 = -3.0e38;   // score of a key a row must not see; finite, so exp() gives 0
 
 // Call parameters, written by the launcher (48 bytes).
@@ -39,11 +39,11 @@ struct AttentionParams {
   key_heads: u32,
   rope_coarse_rows: u32,
   logit_scale: f32,   // softmax scale × Qwen temperature², computed by the launcher
-  splits: u32,        // key ranges per (query tile, head, batch)
-  split_keys: u32,    // keys per split, a multiple of BLOCK_K
+  splits: u32,        // key ranges per (query tile, head, batch), or per (KV head, batch) in decode
+  split_keys: u32,    // keys per split: a multiple of BLOCK_K (prefill) or of the lanes per row (decode)
   partials: u32,      // partial results per row: passes × splits
-  reserved0: u32,
-  reserved1: u32,
+  group_rows: u32,    // decode: rows (query head × query) per workgroup, a power of two
+  reserved: u32,
 }
 
 struct SoftmaxState {
@@ -70,7 +70,10 @@ fn negative_infinity() -> f32 {
   return bitcast<f32>(bits);
 }
 
-// ---- Pattern parameters ----
+// ---- Inputs, shared by the prefill and decode kernels: bindings, RoPE, K/V addressing, positions ----
+// (one bind group layout for both kernels, so the launcher binds the same buffers to either)
+
+// Pattern parameters
 const CHUNK_SIZE: i32 = 3072; // C, the largest query position ever used (Qwen chunk_size)
 const LOCAL_WINDOW: i32 = 512; // W, positions that keep exact distances across a chunk boundary (Qwen local_size)
 const CHUNK_LENGTH: i32 = 2560; // derived parameter chunkLength
@@ -83,9 +86,6 @@ const CHUNK_LENGTH: i32 = 2560; // derived parameter chunkLength
 @group(0) @binding(5) var<storage, read_write> out: array<f16>; // like q
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;          // (batch, query_heads, queries), natural log
 @group(0) @binding(7) var<storage, read_write> partial: array<f32>;      // see partial_out_index / partial_lse_index
-
-var<workgroup> k_tile: array<vec4<f32>, 512>;   // BLOCK_K keys × HEAD_VEC4
-var<workgroup> v_tile: array<vec4<f32>, 512>;
 
 // ---- Integer helpers and RoPE, shared by every kernel that places positions ----
 fn imin(a: i32, b: i32) -> i32 { return min(a, b); }
@@ -151,6 +151,11 @@ fn value4(base: u32, d4: u32) -> vec4<f32> {
   return vec4<f32>(f32(v[d]), f32(v[d + 1u]), f32(v[d + 2u]), f32(v[d + 3u]));
 }
 
+// Element index of key j's first element in k and v: contiguous (batch, keys, key_heads, HEAD_DIM).
+fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {
+  return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;
+}
+
 // ---- Positions and key ranges, rendered from the pattern ----
 // Key position shared by every region (keys may be stored pre-rotated at it).
 fn key_position(j: i32) -> i32 {
@@ -161,7 +166,7 @@ fn key_position(j: i32) -> i32 {
 fn query_position_inter(i: i32) -> i32 {
   return imin(2 * CHUNK_LENGTH - 1, CHUNK_SIZE);
 }
-// Whether key j is visible to query i in region inter (edge tiles only).
+// Whether key j is visible to query i in region inter (prefill: edge tiles only; decode: every key).
 fn visible_inter(i: i32, j: i32) -> bool {
   return j >= 0 && j <= imin((floor_div(i, 2560) - 1) * 2560 - 1, i);
 }
@@ -170,7 +175,7 @@ fn visible_inter(i: i32, j: i32) -> bool {
 fn query_position_successive(i: i32) -> i32 {
   return imin(i % CHUNK_LENGTH + CHUNK_LENGTH, CHUNK_SIZE);
 }
-// Whether key j is visible to query i in region successive (edge tiles only).
+// Whether key j is visible to query i in region successive (prefill: edge tiles only; decode: every key).
 fn visible_successive(i: i32, j: i32) -> bool {
   return j >= (floor_div(i, 2560) - 1) * 2560 && j <= imin(floor_div(i, 2560) * 2560 - 1, i);
 }
@@ -179,10 +184,13 @@ fn visible_successive(i: i32, j: i32) -> bool {
 fn query_position_intra(i: i32) -> i32 {
   return i % CHUNK_LENGTH;
 }
-// Whether key j is visible to query i in region intra (edge tiles only).
+// Whether key j is visible to query i in region intra (prefill: edge tiles only; decode: every key).
 fn visible_intra(i: i32, j: i32) -> bool {
   return j >= floor_div(i, 2560) * 2560 && j <= imin((floor_div(i, 2560) + 1) * 2560 - 1, i);
 }
+
+var<workgroup> k_tile: array<vec4<f32>, 512>;   // BLOCK_K keys × HEAD_VEC4
+var<workgroup> v_tile: array<vec4<f32>, 512>;
 
 // Workgroup (x, y, z) = (query tile, query head, batch × splits + split).
 @compute @workgroup_size(64)
@@ -201,8 +209,6 @@ fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(lo
   let split_first = i32(split * params.split_keys);             // this workgroup's keys (tile-aligned)
   let split_last = split_first + i32(params.split_keys) - 1;
   let q_base = ((batch * params.queries + safe_row) * params.query_heads + head) * HEAD_DIM;
-  let kv_stride = params.key_heads * HEAD_DIM;                   // between consecutive keys
-  let kv_base = (batch * params.keys * params.key_heads + kv_head) * HEAD_DIM;
 
   var q_rot: array<vec4<f32>, 32>;
   var acc: array<vec4<f32>, 32>;
@@ -227,7 +233,7 @@ fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(lo
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
           if (j < i32(params.keys)) {
-            let at = kv_base + u32(j) * kv_stride;
+            let at = kv_row_base(batch, u32(j), kv_head);
             k_value = rotated_key4(at, d4, key_position(j));
             v_value = value4(at, d4);
           }
@@ -291,7 +297,7 @@ fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(lo
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
           if (j < i32(params.keys)) {
-            let at = kv_base + u32(j) * kv_stride;
+            let at = kv_row_base(batch, u32(j), kv_head);
             k_value = rotated_key4(at, d4, key_position(j));
             v_value = value4(at, d4);
           }
@@ -355,7 +361,7 @@ fn dca_cs3072_lw512_d128_f16(@builtin(workgroup_id) tile: vec3<u32>, @builtin(lo
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
           if (j < i32(params.keys)) {
-            let at = kv_base + u32(j) * kv_stride;
+            let at = kv_row_base(batch, u32(j), kv_head);
             k_value = rotated_key4(at, d4, key_position(j));
             v_value = value4(at, d4);
           }

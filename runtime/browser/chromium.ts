@@ -117,6 +117,9 @@ export interface AttentionJobResult extends JobResultBase {
   createMs: number;
   /** One attention.run, submit to completion, milliseconds. */
   runMs: number;
+  /** The launcher's choice for this call (kernel kind, key splits) and whether it used subgroup operations. */
+  split?: { kind?: string; splits: number; splitKeys: number };
+  subgroups?: boolean;
   /** Raw out (storage type) and lse (f32) bytes. */
   out: Uint8Array;
   lse: Uint8Array;

@@ -164,7 +164,8 @@ async function attentionJob(job) {
     await popScopes(device, errors);
     await post(`/upload/${job.id}/out`, outData, 'application/octet-stream');
     await post(`/upload/${job.id}/lse`, lseData, 'application/octet-stream');
-    return { ok: errors.length === 0, ...timings, errors, features };
+    const split = attention.splitPlan?.(job.shape);
+    return { ok: errors.length === 0, ...timings, errors, features, split, subgroups: attention.subgroups };
   } catch (e) {
     // The scopes hold the WebGPU errors behind the exception (a shader Tint rejected, say).
     await popScopes(device, errors).catch(() => {});

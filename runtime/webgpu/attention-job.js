@@ -40,7 +40,8 @@ export async function runAttentionJob(device, args, io) {
     await io.writeFile(args.outputs.lse, await readBack(device, lse, lseBytes));
   }
   for (const b of [q, k, v, out, lse]) b.destroy();
-  return { times, split: { ...attention.splitPlan(args.shape), loopCapped: attention.loopCapped } };
+  // How the launcher ran the call: kernel kind, splits, and the adapter traits that shaped it.
+  return { times, split: { ...attention.splitPlan(args.shape), loopCapped: attention.loopCapped, subgroups: attention.subgroups } };
 }
 
 function align4(n) {
@@ -61,13 +62,14 @@ async function readBack(device, buffer, bytes) {
 
 /**
  * Times several launchers on the same inputs, interleaved (A B C A B C …) so that drift in the
- * adapter's speed hits them alike. Returns each launcher's times in milliseconds.
+ * adapter's speed hits them alike. `launcherOptions[n]`, when given, adds to `options` for launcher
+ * n (e.g. a forced kernel kind). Returns each launcher's times in milliseconds.
  */
 export async function benchAttentionJob(device, args, io) {
   const attentions = [];
-  for (const path of args.launchers) {
+  for (const [n, path] of args.launchers.entries()) {
     const launcher = await import(new URL(`file://${path}`).href);
-    attentions.push(await launcher.createAttention(device, args.options ?? {}));
+    attentions.push(await launcher.createAttention(device, { ...(args.options ?? {}), ...(args.launcherOptions?.[n] ?? {}) }));
   }
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
   const upload = async (path) => {
@@ -91,5 +93,5 @@ export async function benchAttentionJob(device, args, io) {
     }
   }
   for (const b of [q, k, v, out, lse]) b.destroy();
-  return { times };
+  return { times, plans: attentions.map((a) => a.splitPlan(args.shape)) };
 }

@@ -1,4 +1,4 @@
-// ---- Shared by the attention and merge kernels ----
+// ---- Shared by the attention (prefill and decode) and merge kernels ----
 const MASKED_SCORE: f32 = -3.0e38;   // score of a key a row must not see; finite, so exp() gives 0
 
 // Call parameters, written by the launcher (48 bytes).
@@ -10,11 +10,11 @@ struct AttentionParams {
   key_heads: u32,
   rope_coarse_rows: u32,
   logit_scale: f32,   // softmax scale × Qwen temperature², computed by the launcher
-  splits: u32,        // key ranges per (query tile, head, batch)
-  split_keys: u32,    // keys per split, a multiple of BLOCK_K
+  splits: u32,        // key ranges per (query tile, head, batch), or per (KV head, batch) in decode
+  split_keys: u32,    // keys per split: a multiple of BLOCK_K (prefill) or of the lanes per row (decode)
   partials: u32,      // partial results per row: passes × splits
-  reserved0: u32,
-  reserved1: u32,
+  group_rows: u32,    // decode: rows (query head × query) per workgroup, a power of two
+  reserved: u32,
 }
 
 struct SoftmaxState {

@@ -12,6 +12,11 @@
 // q: (batch, queries, queryHeads, headDim); k, v: (batch, keys, keyHeads, headDim), in the storage
 // type of `config.dtype`; out like q; lse (batch, queryHeads, queries) f32. Queries are the last
 // `queries` positions of the keys (bottom-right aligned).
+//
+// Two attention kernels: prefill (64 query rows per workgroup) and split-K decode (the query heads
+// sharing a KV head × up to 16 queries per workgroup), chosen per call from the number of queries
+// (option `kind` forces one). The decode kernel comes as two modules; the one with subgroup
+// operations is compiled only on devices with the `subgroups` feature.
 
 /** What the kernels were generated for. */
 export const config = {{config}};
@@ -20,10 +25,12 @@ const KERNELS = {{kernels}};
 
 // The AttentionParams uniform (see the kernels' source): 12 words.
 const PARAMS_BYTES = 48;
-// Work-based split choice (flash-decoding): a call with fewer (query tile, head, batch) workgroups
-// than this splits its keys until it has about this many, but never below MIN_SPLIT_KEYS keys each.
+// Work-based split choice (flash-decoding): a call with fewer workgroups than this splits its keys
+// until it has about this many, but never below MIN_SPLIT_KEYS keys each.
 const TARGET_WORKGROUPS = 256;
 const MIN_SPLIT_KEYS = 512;
+/** Calls with at most this many queries run the decode kernel unless `kind` says otherwise. */
+export const DECODE_MAX_QUERIES = 16;
 
 /**
  * RoPE tables in float64, rounded once to f32: the fine table holds angles p·f for p below
@@ -71,28 +78,71 @@ export function isLoopCappedAdapter(info) {
 }
 
 /**
- * How the keys of a call are split across workgroups: `splitKeys` keys (a multiple of blockK) per
- * split, `splits` splits. Options: `splits` forces the count (rounded to whole key tiles);
- * `loopCapped` caps the keys per split at config.maxSplitKeys.
+ * Which attention kernel runs a call: `kind` when given ('prefill' or 'decode'), else decode for
+ * calls with at most DECODE_MAX_QUERIES queries when the set has a decode kernel.
  */
-export function splitPlan(shape, { splits, loopCapped = false } = {}) {
-  const tile = config.blockK;
-  const roundUp = (n) => Math.ceil(n / tile) * tile;
+export function kernelKind(shape, kind) {
+  if (kind !== undefined && kind !== 'prefill' && kind !== 'decode') throw new Error(`kind must be 'prefill' or 'decode', got ${kind}`);
+  if (kind === 'decode' && config.decode === null) throw new Error(`kernel set ${config.name} has no decode kernel (${config.variant} sets run prefill only)`);
+  if (kind !== undefined) return kind;
+  return config.decode !== null && shape.queries <= DECODE_MAX_QUERIES ? 'decode' : 'prefill';
+}
+
+/**
+ * The decode kernel's rows: a row is one (query head, query) reading a KV head; a workgroup takes
+ * `groupRows` of them (the rows of one KV head rounded up to a power of two, at most
+ * config.decode.maxRows), `rowBlocks` workgroups cover them all, and each row gets `rowLanes`
+ * invocations, which split the keys between them.
+ */
+export function decodeRows(shape) {
+  if (config.decode === null) throw new Error(`kernel set ${config.name} has no decode kernel`);
+  const rows = (shape.queryHeads / shape.keyHeads) * shape.queries;
+  let groupRows = 1;
+  while (groupRows < rows && groupRows < config.decode.maxRows) groupRows *= 2;
+  return { groupRows, rowBlocks: Math.ceil(rows / groupRows), rowLanes: config.decode.workgroup / groupRows };
+}
+
+/**
+ * How a call runs: the kernel (`kind`) and how its keys are split across workgroups, `splitKeys`
+ * keys per split and `splits` splits. One policy for both kernels: a call with fewer than
+ * TARGET_WORKGROUPS workgroups splits its keys until it has about that many (never below
+ * MIN_SPLIT_KEYS keys per split); on loop-capped adapters no invocation walks more keys than the
+ * kernel's bound allows (prefill: config.maxSplitKeys per split; decode: config.decode.maxLaneKeys
+ * per lane). Splits hold whole key tiles (prefill) or the same number of keys for every lane
+ * (decode). Options: `kind`, `splits` (force the count), `loopCapped`.
+ */
+export function splitPlan(shape, { kind, splits, loopCapped = false } = {}) {
+  const chosen = kernelKind(shape, kind);
+  let groups;
+  let granule;
+  let capKeys;
+  let rows;
+  if (chosen === 'decode') {
+    rows = decodeRows(shape);
+    groups = rows.rowBlocks * shape.keyHeads * shape.batch;
+    granule = rows.rowLanes;
+    capKeys = config.decode.maxLaneKeys * rows.rowLanes;
+  } else {
+    groups = Math.ceil(shape.queries / config.blockQ) * shape.queryHeads * shape.batch;
+    granule = config.blockK;
+    capKeys = config.maxSplitKeys;
+  }
+  const roundUp = (n) => Math.ceil(n / granule) * granule;
   let splitKeys;
   if (splits !== undefined) {
     if (!Number.isInteger(splits) || splits < 1) throw new Error(`splits must be a positive integer, got ${splits}`);
     splitKeys = roundUp(Math.ceil(shape.keys / splits));
-    if (loopCapped && splitKeys > config.maxSplitKeys) {
-      throw new Error(`${splits} splits leave ${splitKeys} keys per invocation; this adapter stops shaders past ${config.maxSplitKeys} (use at least ${Math.ceil(shape.keys / config.maxSplitKeys)} splits)`);
+    if (loopCapped && splitKeys > capKeys) {
+      throw new Error(`${splits} splits leave ${splitKeys} keys per split; this adapter stops shaders past ${capKeys} (use at least ${Math.ceil(shape.keys / capKeys)} splits)`);
     }
   } else {
-    const groups = Math.ceil(shape.queries / config.blockQ) * shape.queryHeads * shape.batch;
     const wanted = groups >= TARGET_WORKGROUPS ? 1 : Math.ceil(TARGET_WORKGROUPS / groups);
     splitKeys = Math.max(roundUp(Math.ceil(shape.keys / wanted)), roundUp(MIN_SPLIT_KEYS));
-    if (loopCapped) splitKeys = Math.min(splitKeys, config.maxSplitKeys);
+    if (loopCapped) splitKeys = Math.min(splitKeys, capKeys);
   }
   splitKeys = Math.min(splitKeys, roundUp(shape.keys));
-  return { splitKeys, splits: Math.ceil(shape.keys / splitKeys) };
+  const plan = { kind: chosen, splitKeys, splits: Math.ceil(shape.keys / splitKeys) };
+  return rows === undefined ? plan : { ...plan, groupRows: rows.groupRows, rowBlocks: rows.rowBlocks };
 }
 
 function checkShape(shape) {
@@ -105,21 +155,28 @@ function checkShape(shape) {
 }
 
 /**
- * Compiles the pipelines for `device` and returns `run` (encode + submit) and `encode` (record
- * into your own command encoder). Options: ropeTheta (default 10000), scale, originalMaxPosition,
- * splits (force the number of key splits), loopCapped (default: detected from device.adapterInfo).
+ * Prepares the kernels for `device` and returns `run` (encode + submit) and `encode` (record into
+ * your own command encoder). Options: ropeTheta (default 10000), scale, originalMaxPosition, kind
+ * ('prefill' or 'decode'; default: chosen per call), splits (force the number of key splits),
+ * subgroups (default true: use subgroup operations when the device has the feature), loopCapped
+ * (default: detected from device.adapterInfo). Every pipeline a call may need is compiled here,
+ * asynchronously, so a browser's main thread never waits on a shader compile during `run` and
+ * compile errors surface at creation.
  */
 export async function createAttention(device, options = {}) {
   const ropeTheta = options.ropeTheta ?? 10000;
   const loopCapped = options.loopCapped ?? isLoopCappedAdapter(device.adapterInfo);
-  const pipelines = await Promise.all(KERNELS.map(async (kernel) => {
+  const subgroups = (options.subgroups ?? true) && device.features.has('subgroups');
+  if (options.kind !== undefined) kernelKind({ queries: 1 }, options.kind); // reject a bad kind now
+  const prefillKernels = KERNELS.filter((k) => k.kind === 'attention');
+  const decodeKernel = KERNELS.find((k) => k.kind === 'decode' && k.subgroups === subgroups);
+  const mergeKernel = KERNELS.find((k) => k.kind === 'merge');
+  const wanted = [...prefillKernels, mergeKernel, ...(decodeKernel !== undefined && options.kind !== 'prefill' ? [decodeKernel] : [])];
+  const compiled = new Map(await Promise.all(wanted.map(async (kernel) => {
     const module = device.createShaderModule({ label: kernel.label, code: kernel.source });
-    const pipeline = await device.createComputePipelineAsync({ label: kernel.label, layout: 'auto', compute: { module, entryPoint: kernel.entryPoint } });
-    return { kernel, pipeline };
-  }));
-  const attentionPipelines = pipelines.filter((p) => p.kernel.kind === 'attention');
-  const mergePipeline = pipelines.find((p) => p.kernel.kind === 'merge');
-  const passes = attentionPipelines.length;
+    return [kernel, await device.createComputePipelineAsync({ label: kernel.label, layout: 'auto', compute: { module, entryPoint: kernel.entryPoint } })];
+  })));
+  const pipeline = (kernel) => compiled.get(kernel);
   const elementBytes = config.dtype === 'f16' ? 2 : 4;
   let rope;
   let workspace;
@@ -148,12 +205,23 @@ export async function createAttention(device, options = {}) {
     return workspace;
   };
 
+  const planFor = (shape) => splitPlan(shape, { kind: options.kind, splits: options.splits, loopCapped });
+
   function encode(encoder, buffers, shape) {
     checkShape(shape);
-    const { splitKeys, splits } = splitPlan(shape, { splits: options.splits, loopCapped });
+    const plan = planFor(shape);
+    const { splitKeys, splits } = plan;
+    const decode = plan.kind === 'decode';
+    // Workgroups: prefill (query tile, query head, batch × splits + split); decode (split, KV head ×
+    // row blocks + row block, batch).
+    const grid = decode
+      ? [splits, shape.keyHeads * plan.rowBlocks, shape.batch]
+      : [Math.ceil(shape.queries / config.blockQ), shape.queryHeads, shape.batch * splits];
     const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-    if (shape.batch * splits > maxGroups) throw new Error(`batch × splits (${shape.batch} × ${splits}) exceeds the adapter's ${maxGroups} workgroups per dimension`);
-    const direct = passes === 1 && splits === 1 && attentionPipelines[0].kernel.directOutput;
+    if (grid.some((n) => n > maxGroups)) throw new Error(`a ${plan.kind} grid of ${grid.join(' × ')} workgroups exceeds the adapter's ${maxGroups} per dimension`);
+    const attentionKernels = decode ? [decodeKernel] : prefillKernels;
+    const passes = attentionKernels.length;
+    const direct = passes === 1 && splits === 1 && attentionKernels[0].directOutput;
     const partials = passes * splits;
     const rows = shape.batch * shape.queries * shape.queryHeads;
     const table = ropeBuffer(shape.keys);
@@ -163,21 +231,23 @@ export async function createAttention(device, options = {}) {
     const u32 = new Uint32Array(words);
     u32.set([shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads, table.coarseRows]);
     new Float32Array(words, 24, 1)[0] = logitScale(shape.keys, options);
-    u32.set([splits, splitKeys, partials], 7);
+    u32.set([splits, splitKeys, partials, decode ? plan.groupRows : 0], 7);
     device.queue.writeBuffer(uniform, 0, words);
     const bind = (pipeline, buffers) => device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
     const pass = encoder.beginComputePass({ label: config.name });
-    for (const { pipeline } of attentionPipelines) {
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bind(pipeline, [uniform, buffers.q, buffers.k, buffers.v, table.buffer, buffers.out, buffers.lse, partial]));
-      pass.dispatchWorkgroups(Math.ceil(shape.queries / config.blockQ), shape.queryHeads, shape.batch * splits);
+    for (const kernel of attentionKernels) {
+      const attention = pipeline(kernel);
+      pass.setPipeline(attention);
+      pass.setBindGroup(0, bind(attention, [uniform, buffers.q, buffers.k, buffers.v, table.buffer, buffers.out, buffers.lse, partial]));
+      pass.dispatchWorkgroups(...grid);
     }
     if (!direct) {
-      pass.setPipeline(mergePipeline.pipeline);
-      pass.setBindGroup(0, bind(mergePipeline.pipeline, [uniform, partial, buffers.out, buffers.lse]));
+      const merge = pipeline(mergeKernel);
+      pass.setPipeline(merge);
+      pass.setBindGroup(0, bind(merge, [uniform, partial, buffers.out, buffers.lse]));
       const groups = Math.ceil((rows * (config.headDim / 4)) / 64);
       pass.dispatchWorkgroups(Math.min(groups, maxGroups), Math.ceil(groups / maxGroups));
     }
@@ -192,7 +262,7 @@ export async function createAttention(device, options = {}) {
     return device.queue.onSubmittedWorkDone().then(() => uniform.destroy());
   }
 
-  return { config, elementBytes, loopCapped, splitPlan: (shape) => splitPlan(shape, { splits: options.splits, loopCapped }), encode, run };
+  return { config, elementBytes, loopCapped, subgroups, splitPlan: planFor, encode, run };
 }
 
 // The AppendParams uniform of the cache-append kernel: 4 words.

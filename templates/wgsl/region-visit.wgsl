@@ -16,7 +16,7 @@
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
           if (j < i32(params.keys)) {
-            let at = kv_base + u32(j) * kv_stride;
+            let at = kv_row_base(batch, u32(j), kv_head);
             k_value = {{keyValue}};
             v_value = value4(at, d4);
           }

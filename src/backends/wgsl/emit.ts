@@ -1,14 +1,17 @@
 // Emits a WGSL kernel set: the .wgsl shaders plus a self-contained ES-module launcher (and its
 // .d.ts). Variants: `fused` (one pass over all regions; what dcagen is for) and `three-pass` (one
-// kernel per region plus an LSE merge, the ChunkLlama approach, kept as a benchmark baseline).
+// kernel per region plus an LSE merge, the ChunkLlama approach, kept as a benchmark baseline). A
+// fused set also carries the split-K decode kernel (two modules: with and without subgroup
+// operations), which the launcher runs for calls with few query rows.
 
 import { kebab, type CompiledPattern } from '../../dsl/instantiate.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
 import { kernelSetName, type EmittedFile, type KernelVariant } from '../kernel-set.js';
 import { renderTemplate } from '../template.js';
 import { jsonForJs, jsText, tsText, wgslText } from '../text.js';
-import { maxSplitKeys } from './invocation-bound.js';
-import { renderAttentionWgsl, renderCacheAppendWgsl, renderMergeWgsl } from './render.js';
+import { decodeLayout } from './decode-layout.js';
+import { decodeMaxLaneKeys, maxSplitKeys } from './invocation-bound.js';
+import { renderAttentionWgsl, renderCacheAppendWgsl, renderDecodeWgsl, renderMergeWgsl } from './render.js';
 
 export interface WgslEmitOptions {
   readonly variant?: KernelVariant;
@@ -53,31 +56,44 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
   const wgslCommand = wgslText.comment(command);
   const entry = name.replace(/[^A-Za-z0-9]/g, '_');
   // Every set ends with the merge kernel: it combines key splits (and, for three-pass, the passes).
-  const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'merge' | 'cache-append'; directOutput: boolean; file: string; source: string }> = [];
+  const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'decode' | 'merge' | 'cache-append'; directOutput: boolean; subgroups: boolean; file: string; source: string }> = [];
+  const decode = variant === 'fused' ? decodeLayout(plan) : undefined;
   if (variant === 'fused') {
     kernels.push({
-      label: name, entryPoint: entry, kind: 'attention', directOutput: true, file: `${name}.wgsl`,
+      label: name, entryPoint: entry, kind: 'attention', directOutput: true, subgroups: false, file: `${name}.wgsl`,
       source: renderAttentionWgsl(plan, { title: wgslText.comment(`${name}: fused ${pattern.name} flash attention`), command: wgslCommand, entryPoint: entry, passIndex: 0, directOutput: true }),
     });
+    if (decode !== undefined) {
+      for (const subgroups of [false, true]) {
+        const label = `${name}-decode${subgroups ? '-subgroups' : ''}`;
+        kernels.push({
+          label, entryPoint: `${entry}_decode`, kind: 'decode', directOutput: true, subgroups, file: `${label}.wgsl`,
+          source: renderDecodeWgsl(plan, decode, {
+            title: wgslText.comment(`${label}: split-K ${pattern.name} decode${subgroups ? ', lanes combined with subgroup operations' : ''}`),
+            command: wgslCommand, entryPoint: `${entry}_decode`, subgroups,
+          }),
+        });
+      }
+    }
   } else {
     plan.regions.forEach((region, pass) => {
       const regionPlan = planKernel(pattern, config, [region.name]);
       const label = `${name}-${kebab(region.ident)}`;  // file names are lower-case
       kernels.push({
-        label, entryPoint: `${entry}_${region.ident}`, kind: 'attention', directOutput: false, file: `${label}.wgsl`,
+        label, entryPoint: `${entry}_${region.ident}`, kind: 'attention', directOutput: false, subgroups: false, file: `${label}.wgsl`,
         source: renderAttentionWgsl(regionPlan, { title: wgslText.comment(`${label}: region ${region.name} alone (three-pass baseline, pass ${pass + 1})`), command: wgslCommand, entryPoint: `${entry}_${region.ident}`, passIndex: pass, directOutput: false }),
       });
     });
   }
-  const passes = variant === 'fused' ? 'key splits' : `${plan.regions.length} region passes × key splits`;
+  const passes = variant === 'fused' ? 'key splits (prefill or decode)' : `${plan.regions.length} region passes × key splits`;
   kernels.push({
-    label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', directOutput: false, file: `${name}-merge.wgsl`,
+    label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', directOutput: false, subgroups: false, file: `${name}-merge.wgsl`,
     source: renderMergeWgsl(plan, wgslText.comment(`${name}-merge: log-sum-exp merge of the partials of ${passes}`), wgslCommand, `${entry}_merge`),
   });
   // The cache write, for patterns whose keys sit at one position in every region (a rotated cache).
   if (variant === 'fused' && plan.regions.every((r) => r.sharesKeyPosition)) {
     kernels.push({
-      label: `${name}-cache-append`, entryPoint: `${entry}_cache_append`, kind: 'cache-append', directOutput: false, file: `${name}-cache-append.wgsl`,
+      label: `${name}-cache-append`, entryPoint: `${entry}_cache_append`, kind: 'cache-append', directOutput: false, subgroups: false, file: `${name}-cache-append.wgsl`,
       source: renderCacheAppendWgsl(plan, wgslText.comment(`${name}-cache-append: new keys rotated at the ${pattern.name} key position into a paged KV cache`), wgslCommand, `${entry}_cache_append`),
     });
   }
@@ -92,6 +108,9 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     blockK: config.blockK,
     maxSplitKeys: maxSplitKeys(plan),
     preRotatedKeys: config.preRotatedKeys,
+    // The decode kernel's layout: rows per workgroup at most, and the keys one lane may walk on
+    // loop-capped adapters (null: this set has no decode kernel).
+    decode: decode === undefined ? null : { workgroup: decode.workgroup, maxRows: decode.maxRows, maxLaneKeys: decodeMaxLaneKeys(plan) },
     rope: { style: plan.rope.style, rotaryDim: plan.rope.rotaryDim, pairs: plan.rope.pairs, fineBits: plan.rope.fineBits, ...(plan.rope.positionLimit !== undefined ? { positionLimit: plan.rope.positionLimit } : {}) },
   };
   const title = `${name}: WebGPU launcher for ${variant === 'fused' ? 'the fused' : 'the three-pass'} ${pattern.name} attention kernel${variant === 'fused' ? '' : 's'}`;
@@ -99,11 +118,11 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     title: jsText.comment(title),
     command: jsText.comment(command),
     config: jsonForJs(launcherConfig, 2),
-    kernels: `[\n${kernels.map((k) => `  { label: ${jsText.stringLiteral(k.label)}, entryPoint: ${jsText.stringLiteral(k.entryPoint)}, kind: ${jsText.stringLiteral(k.kind)}, directOutput: ${k.directOutput}, source: ${jsText.stringLiteral(k.source)} },`).join('\n')}\n]`,
+    kernels: `[\n${kernels.map((k) => `  { label: ${jsText.stringLiteral(k.label)}, entryPoint: ${jsText.stringLiteral(k.entryPoint)}, kind: ${jsText.stringLiteral(k.kind)}, directOutput: ${k.directOutput}, subgroups: ${k.subgroups}, source: ${jsText.stringLiteral(k.source)} },`).join('\n')}\n]`,
   });
   const declaration = renderTemplate('wgsl', 'launcher.d.ts', {
     title: tsText.comment(title),
-    configType: `{\n  readonly name: string;\n  readonly variant: 'fused' | 'three-pass';\n  readonly pattern: string;\n  readonly params: Readonly<Record<string, number>>;\n  readonly headDim: number;\n  readonly dtype: 'f32' | 'f16';\n  readonly blockQ: number;\n  readonly blockK: number;\n  /** Most keys one invocation may walk on loop-capped adapters (llvmpipe). */\n  readonly maxSplitKeys: number;\n  readonly preRotatedKeys: boolean;\n  readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };\n}`,
+    configType: `{\n  readonly name: string;\n  readonly variant: 'fused' | 'three-pass';\n  readonly pattern: string;\n  readonly params: Readonly<Record<string, number>>;\n  readonly headDim: number;\n  readonly dtype: 'f32' | 'f16';\n  readonly blockQ: number;\n  readonly blockK: number;\n  /** Most keys one invocation may walk on loop-capped adapters (llvmpipe). */\n  readonly maxSplitKeys: number;\n  readonly preRotatedKeys: boolean;\n  /** The decode kernel: invocations per workgroup, rows per workgroup at most, keys one lane may walk on loop-capped adapters; null when the set has none. */\n  readonly decode: { readonly workgroup: number; readonly maxRows: number; readonly maxLaneKeys: number } | null;\n  readonly rope: { readonly style: 'half' | 'interleaved'; readonly rotaryDim: number; readonly pairs: number; readonly fineBits: number; readonly positionLimit?: number };\n}`,
   });
   return {
     name,

@@ -1,9 +1,11 @@
-// How much one invocation of the WGSL attention kernel may walk. Mesa's llvmpipe (the CPU adapter
+// How much one invocation of the WGSL attention kernels may walk. Mesa's llvmpipe (the CPU adapter
 // CI and many headless machines run) silently ends a shader invocation after 65535 loop iterations
-// in total, so the launcher caps the keys of one split there; this module computes the cap from
-// the plan, once, and the emitter writes it into the launcher's config.
+// in total, so the launcher caps the keys of one split there; this module computes the caps from
+// the plan, once (prefill: keys per split; decode: keys per lane), and the emitter writes them into
+// the launcher's config.
 
 import type { KernelPlan } from '../../plan/kernel-plan.js';
+import { decodeLayout } from './decode-layout.js';
 
 /** Mesa's llvmpipe ends every shader invocation after this many loop iterations in total. */
 export const LLVMPIPE_LOOP_LIMIT = 65535;
@@ -28,6 +30,33 @@ export function maxSplitKeys(plan: KernelPlan): number {
   let keys = blockK;
   while (loopIterationBound(plan, keys + blockK) <= LLVMPIPE_LOOP_LIMIT) keys += blockK;
   return keys;
+}
+
+/**
+ * An upper bound on the loop iterations one invocation of the decode kernel runs when its lane
+ * walks `laneKeys` keys, without subgroups (the loop-capped adapters have none): its share of the
+ * query rotation (maxRows × regions × HEAD_VEC4 over the workgroup); per key the key loop, the score
+ * loop and the value loop; then the combine: two gathers over a row's cells (at most one per
+ * invocation), and per round of COMBINE_CHUNK vec4s the chunk loop and, for each output element the
+ * invocation writes, a gather over the row's cells.
+ */
+export function decodeLoopIterationBound(plan: KernelPlan, laneKeys: number): number {
+  const layout = decodeLayout(plan);
+  if (layout === undefined) throw new Error(`pattern ${plan.pattern.name} at head dim ${plan.config.headDim} has no decode kernel`);
+  const { workgroup, maxRows, regions, combineChunk } = layout;
+  const vec4s = plan.config.headDim / 4;
+  const rotation = Math.ceil((maxRows * regions * vec4s) / workgroup);
+  const perKey = 1 + 2 * vec4s;
+  const rounds = Math.ceil(vec4s / combineChunk);
+  const perRound = combineChunk + Math.ceil((maxRows * combineChunk) / workgroup) * (1 + workgroup);
+  return rotation + laneKeys * perKey + 2 * workgroup + rounds * (1 + perRound);
+}
+
+/** The most keys one decode lane may walk and stay under llvmpipe's loop limit. */
+export function decodeMaxLaneKeys(plan: KernelPlan): number {
+  const fixed = decodeLoopIterationBound(plan, 0);
+  const perKey = decodeLoopIterationBound(plan, 1) - fixed;
+  return Math.floor((LLVMPIPE_LOOP_LIMIT - fixed) / perKey);
 }
 
 /** Loop iterations of one merge invocation over `partials` partial results. */

@@ -6,6 +6,7 @@ import { planNames, renderExpr, type ExprLanguage } from '../expr-render.js';
 import { ConfigurationError } from '../../errors.js';
 import { renderTemplate } from '../template.js';
 import { wgslText } from '../text.js';
+import type { DecodeLayout } from './decode-layout.js';
 
 export const wgslLanguage: ExprLanguage = {
   int: (v) => String(v),
@@ -38,7 +39,7 @@ function positionFunctions(plan: KernelPlan): string {
     out.push(`// Region ${r.name}: ${wgslText.comment(r.summary)}.`);
     out.push(`fn query_position_${r.ident}(i: i32) -> i32 {\n  return ${wgslExpr(plan, r.queryPosition)};\n}`);
     if (!r.sharesKeyPosition) out.push(`fn key_position_${r.ident}(j: i32) -> i32 {\n  return ${wgslExpr(plan, r.keyPosition)};\n}`);
-    out.push(`// Whether key j is visible to query i in region ${r.name} (edge tiles only).`);
+    out.push(`// Whether key j is visible to query i in region ${r.name} (prefill: edge tiles only; decode: every key).`);
     out.push(`fn visible_${r.ident}(i: i32, j: i32) -> bool {\n  return ${wgslExpr(plan, r.elementVisible)};\n}`);
   }
   return out.join('\n');
@@ -73,6 +74,36 @@ function ropeLayout(plan: KernelPlan): string {
   ].join('\n');
 }
 
+/**
+ * kv_row_base: where key j of a (batch, KV head) starts in k and v. Every K/V read of the prefill and
+ * decode kernels goes through it, so a different cache layout (a paged block table) changes this
+ * function only.
+ */
+function kvRowBase(): string {
+  return [
+    "// Element index of key j's first element in k and v: contiguous (batch, keys, key_heads, HEAD_DIM).",
+    'fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {',
+    '  return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;',
+    '}',
+  ].join('\n');
+}
+
+/** Bindings, RoPE and K/V helpers and the position functions: the same text in both attention kernels. */
+function attentionInputs(plan: KernelPlan): string {
+  return renderTemplate('wgsl', 'attention-inputs.wgsl', {
+    patternConstants: patternConstants(plan),
+    storage: storageType(plan),
+    ropeFunctions: ropeFunctions(plan),
+    kvRowBase: kvRowBase(),
+    positionFunctions: positionFunctions(plan),
+  });
+}
+
+/** The key vector's d4-th vec4 at element index `at`, as a kernel reads it: pre-rotated, or rotated at `position`. */
+function keyValue(plan: KernelPlan, position: string): string {
+  return plan.config.preRotatedKeys ? 'key4(at, d4)  /* keys arrive pre-rotated */' : `rotated_key4(at, d4, ${position})`;
+}
+
 function regionVisit(plan: KernelPlan, r: RegionPlan): string {
   return renderTemplate('wgsl', 'region-visit.wgsl', {
     regionName: r.name,
@@ -81,7 +112,7 @@ function regionVisit(plan: KernelPlan, r: RegionPlan): string {
     tileKeyBegin: wgslExpr(plan, r.tileKeyBegin),
     tileKeyEnd: wgslExpr(plan, r.tileKeyEnd),
     queryPosition: `query_position_${r.ident}(i)`,
-    keyValue: plan.config.preRotatedKeys ? 'key4(at, d4)  /* keys arrive pre-rotated */' : `rotated_key4(at, d4, ${keyPositionFunction(r)}(j))`,
+    keyValue: keyValue(plan, `${keyPositionFunction(r)}(j)`),
     tileUnmasked: wgslExpr(plan, r.tileUnmasked),
   });
 }
@@ -119,13 +150,95 @@ export function renderAttentionWgsl(plan: KernelPlan, options: WgslKernelOptions
     passIndex: options.passIndex,
     directOutput: options.directOutput ? 'true' : 'false',
     common: renderTemplate('wgsl', 'common.wgsl', {}),
-    patternConstants: patternConstants(plan),
+    attentionInputs: attentionInputs(plan),
     storage,
     tileVec4: c.blockK * (c.headDim / 4),
-    ropeFunctions: ropeFunctions(plan),
-    positionFunctions: positionFunctions(plan),
     entryPoint: options.entryPoint,
     regionVisits: plan.regions.map((r) => regionVisit(plan, r)).join('\n'),
+  }).replace(/\n{3,}/g, '\n\n');
+}
+
+/**
+ * The decode kernel's view of the regions by index (visit order): each region's query position, the
+ * region that owns a key (from the plan's element masks), and, for patterns whose regions place keys
+ * at their own positions, each region's key position.
+ */
+function regionDispatch(plan: KernelPlan): string {
+  const byIndex = (fn: string, param: string, call: (r: RegionPlan) => string): string => {
+    if (plan.regions.length === 1) return `fn ${fn}(region: u32, ${param}: i32) -> i32 {\n  return ${call(plan.regions[0]!)};\n}`;
+    const cases = plan.regions.map((r, n) => (n === plan.regions.length - 1
+      ? `    default: { return ${call(r)}; }`
+      : `    case ${n}u: { return ${call(r)}; }`));
+    return `fn ${fn}(region: u32, ${param}: i32) -> i32 {\n  switch region {\n${cases.join('\n')}\n  }\n}`;
+  };
+  const out: string[] = [];
+  out.push(`// Regions: ${plan.regions.map((r, n) => `${n} = ${r.name}`).join(', ')}.`);
+  out.push(byIndex('region_query_position', 'i', (r) => `query_position_${r.ident}(i)`));
+  out.push('');
+  out.push('// The region that owns key j for query i (the regions partition the causal keys), or REGIONS');
+  out.push('// when no region lets query i see key j.');
+  out.push('fn key_region(i: i32, j: i32) -> u32 {');
+  plan.regions.forEach((r, n) => out.push(`  if (visible_${r.ident}(i, j)) {\n    return ${n}u;\n  }`));
+  out.push('  return REGIONS;');
+  out.push('}');
+  if (!plan.config.preRotatedKeys && plan.regions.some((r) => !r.sharesKeyPosition)) {
+    out.push('');
+    out.push('// The regions place keys at their own positions: a key is rotated for the region that owns it.');
+    out.push(byIndex('region_key_position', 'j', (r) => `${keyPositionFunction(r)}(j)`));
+  }
+  return out.join('\n');
+}
+
+export interface WgslDecodeOptions {
+  readonly title: string;
+  readonly command: string;
+  readonly entryPoint: string;
+  /** Combine a row's lanes with subgroup operations (a separate module, for devices with `subgroups`). */
+  readonly subgroups: boolean;
+}
+
+/**
+ * The split-K decode kernel. Both of its forms come from one template; only the combine of a row's
+ * lanes differs (the decode-lanes-* and decode-cells-* fragments): subgroup operations, or workgroup
+ * memory alone.
+ */
+export function renderDecodeWgsl(plan: KernelPlan, layout: DecodeLayout, options: WgslDecodeOptions): string {
+  const c = plan.config;
+  if (c.dtype === 'bf16') throw new Error('WGSL has no bfloat16 storage; use f32 or f16');
+  const storage = storageType(plan);
+  const ownKeyPositions = plan.regions.some((r) => !r.sharesKeyPosition);
+  const keyPosition = c.preRotatedKeys
+    ? '    // (keys arrive rotated at their key position)'
+    : `    let key_at = ${ownKeyPositions ? 'region_key_position(region, j)' : 'key_position(j)'};   // the key's RoPE position`;
+  const path = options.subgroups ? 'subgroups' : 'workgroup';
+  return renderTemplate('wgsl', 'decode.wgsl', {
+    title: options.title,
+    patternName: plan.pattern.name,
+    command: options.command,
+    combineSummary: options.subgroups
+      ? 'Within a subgroup the lanes of\n// a row combine with subgroupMax / subgroupAdd; subgroups meet through workgroup memory.'
+      : 'The lanes meet through\n// workgroup memory alone (a second module of this kernel uses subgroup operations where the device\n// has them).',
+    enables: [storage === 'f16' ? 'enable f16;\n' : '', options.subgroups ? 'enable subgroups;\n' : ''].join(''),
+    headDim: c.headDim,
+    headVec4: c.headDim / 4,
+    rotaryDim: plan.rope.rotaryDim,
+    ropePairs: plan.rope.pairs,
+    ropeFineBits: plan.rope.fineBits,
+    workgroup: layout.workgroup,
+    maxRows: layout.maxRows,
+    regionCount: layout.regions,
+    combineChunk: layout.combineChunk,
+    common: renderTemplate('wgsl', 'common.wgsl', {}),
+    attentionInputs: attentionInputs(plan),
+    regionDispatch: regionDispatch(plan),
+    rowsMemoryVec4: layout.rowsMemoryVec4s,
+    cellReduction: renderTemplate('wgsl', `decode-cells-${path}.wgsl`, {}).trimEnd(),
+    entryPoint: options.entryPoint,
+    laneBuiltins: options.subgroups ? ', @builtin(subgroup_size) subgroup_size: u32' : '',
+    laneOrder: renderTemplate('wgsl', `decode-lanes-${path}.wgsl`, {}).trimEnd(),
+    keyPosition,
+    keyValue: keyValue(plan, 'key_at'),
+    storage,
   }).replace(/\n{3,}/g, '\n\n');
 }
 

@@ -25,16 +25,34 @@ export interface WgslRunOptions {
   /** Tile sizes other than the defaults (tuning, tests). */
   readonly blockQ?: number;
   readonly blockK?: number;
+  /** Force the attention kernel (default: the launcher picks decode for calls with at most 16 queries). */
+  readonly kind?: WgslKernelKind;
   /** Force the number of key splits (default: the launcher chooses from the work and adapter). */
   readonly splits?: number;
+  /** Let the decode kernel use subgroup operations where the adapter has them (default true). */
+  readonly subgroups?: boolean;
   readonly repeats?: number;
   readonly warmup?: number;
 }
 
+export type WgslKernelKind = 'prefill' | 'decode';
+
+/** How the launcher ran a call: which kernel, and how it split the keys across workgroups. */
+export interface WgslSplit {
+  readonly kind: WgslKernelKind;
+  readonly splitKeys: number;
+  readonly splits: number;
+  /** Decode: rows (query head × query) per workgroup, and workgroups per KV head. */
+  readonly groupRows?: number;
+  readonly rowBlocks?: number;
+  readonly loopCapped: boolean;
+  /** Whether the decode kernel's module with subgroup operations was the one available. */
+  readonly subgroups: boolean;
+}
+
 export interface WgslRunResult extends AttentionOutput {
   readonly times: readonly number[];
-  /** How the launcher split the keys across workgroups. */
-  readonly split: { readonly splitKeys: number; readonly splits: number; readonly loopCapped: boolean };
+  readonly split: WgslSplit;
   readonly adapter: string;
 }
 
@@ -88,7 +106,14 @@ export async function runWgslAttention(request: AttentionRequest, options: WgslR
       entry: 'runAttentionJob',
       args: {
         launcher,
-        options: { ropeTheta: request.rope.theta, ...(request.scale !== undefined ? { scale: request.scale } : {}), ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}), ...(options.splits !== undefined ? { splits: options.splits } : {}) },
+        options: {
+          ropeTheta: request.rope.theta,
+          ...(request.scale !== undefined ? { scale: request.scale } : {}),
+          ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}),
+          ...(options.kind !== undefined ? { kind: options.kind } : {}),
+          ...(options.splits !== undefined ? { splits: options.splits } : {}),
+          ...(options.subgroups !== undefined ? { subgroups: options.subgroups } : {}),
+        },
         shape: { batch: shape.batch, queries: shape.queries, keys: shape.keys, queryHeads: shape.queryHeads, keyHeads: shape.keyHeads, headDim: shape.headDim },
         inputs,
         outputs,
@@ -96,6 +121,7 @@ export async function runWgslAttention(request: AttentionRequest, options: WgslR
         warmup: options.warmup ?? 0,
       },
       ...(dtype === 'f16' ? { requiredFeatures: ['shader-f16'] } : {}),
+      optionalFeatures: ['subgroups'],
       readPaths: [work, join(launcher, '..')],
       writePaths: [work],
     });
@@ -116,10 +142,12 @@ export async function runWgslAttention(request: AttentionRequest, options: WgslR
 export interface WgslBenchEntry {
   readonly pattern: AttentionRequest['pattern'];
   readonly variant: KernelVariant;
+  /** Force the attention kernel for this entry (default: the launcher's choice). */
+  readonly kind?: WgslKernelKind;
 }
 
 /** Times several kernel sets on the same tensors in one WebGPU process, runs interleaved. */
-export async function benchWgsl(request: Omit<AttentionRequest, 'pattern'>, entries: readonly WgslBenchEntry[], repeats: number): Promise<{ times: number[][]; adapter: string }> {
+export async function benchWgsl(request: Omit<AttentionRequest, 'pattern'>, entries: readonly WgslBenchEntry[], repeats: number): Promise<{ times: number[][]; kinds: WgslKernelKind[]; adapter: string }> {
   if (request.dtype === 'bf16') throw new UsageError('the wgsl backend stores f32 or f16');
   const shape = attentionShape(request.q, request.k, request.v);
   const dtype = request.dtype;
@@ -128,21 +156,23 @@ export async function benchWgsl(request: Omit<AttentionRequest, 'pattern'>, entr
   const work = await mkdtemp(join(tmpdir(), 'dcagen-wgsl-bench-'));
   try {
     const inputs = await writeInputs(work, request, dtype);
-    const { adapter, result } = await runWebGpuJob<{ times: number[][] }>({
+    const { adapter, result } = await runWebGpuJob<{ times: number[][]; plans: Array<{ kind: WgslKernelKind }> }>({
       module: join(packageRoot(), 'runtime', 'webgpu', 'attention-job.js'),
       entry: 'benchAttentionJob',
       args: {
         launchers,
         options: { ropeTheta: request.rope.theta },
+        launcherOptions: entries.map((e) => (e.kind !== undefined ? { kind: e.kind } : {})),
         shape: { batch: shape.batch, queries: shape.queries, keys: shape.keys, queryHeads: shape.queryHeads, keyHeads: shape.keyHeads, headDim: shape.headDim },
         inputs,
         repeats,
       },
       ...(dtype === 'f16' ? { requiredFeatures: ['shader-f16'] } : {}),
+      optionalFeatures: ['subgroups'],
       readPaths: [work, ...launchers.map((l) => join(l, '..'))],
       timeoutMs: 3_600_000,
     });
-    return { times: result.times, adapter: adapter.description || adapter.device || adapter.vendor };
+    return { times: result.times, kinds: result.plans.map((p) => p.kind), adapter: adapter.description || adapter.device || adapter.vendor };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
