@@ -43,11 +43,6 @@ const runners = new Map<BackendName, () => Promise<BackendRunner>>([
   ['metal', async () => (await import('./backends/metal/runner.js')).runMetalAttention],
 ]);
 
-/** Backends register their runner here (lazily imported so the CLI starts fast). */
-export function registerBackend(name: BackendName, load: () => Promise<BackendRunner>): void {
-  runners.set(name, load);
-}
-
 export async function runAttention(backend: BackendName, request: AttentionRequest): Promise<AttentionOutput> {
   const load = runners.get(backend);
   if (load === undefined) throw new UsageError(`backend ${backend} is not available in this build`);

@@ -21,11 +21,6 @@ const commands: Record<string, { run: Command; usage: string; summary: string }>
   generate: { run: generateCommand, usage: generateHelp, summary: 'rewrite (or --check) the committed canonical kernels in generated/' },
 };
 
-/** Backends and commands added by later modules register here. */
-export function registerCommand(name: string, run: Command, usage: string, summary: string): void {
-  commands[name] = { run, usage, summary };
-}
-
 function help(): string {
   const lines = [
     'dcagen — fused Dual Chunk Attention (and relatives) for CUDA, WGSL and Metal, checked against a float64 reference',

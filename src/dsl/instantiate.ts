@@ -74,10 +74,6 @@ export function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-export function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
 const compiledCache = new WeakMap<PatternDefinition, Map<string, CompiledPattern>>();
 
 /** Compiles a pattern for concrete parameter values (cached per definition and values). */
