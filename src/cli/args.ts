@@ -47,7 +47,6 @@ export class ParsedFlags {
     if (v === undefined) throw new UsageError(`missing --${name}`);
     return v;
   }
-  names(): string[] { return [...this.values.keys()]; }
 }
 
 export function parseFlags(argv: readonly string[], specs: Readonly<Record<string, FlagSpec>>, command: string): ParsedFlags {
