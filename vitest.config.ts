@@ -1,6 +1,7 @@
-// Test runner settings: long timeouts (kernels really run on CPU adapters and emulators) and at
-// most two workers, the size of the CI machine.
+// Test runner settings: long timeouts (kernels really run on CPU adapters and emulators), at
+// most two workers (the size of the CI machine), and a closing `tests: N passed, N failed` line.
 import { defineConfig } from 'vitest/config';
+import SummaryLineReporter from './test/summary-reporter.js';
 
 export default defineConfig({
   test: {
@@ -8,6 +9,6 @@ export default defineConfig({
     testTimeout: 300_000,
     hookTimeout: 300_000,
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', new SummaryLineReporter()],
   },
 });

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the WGSL verification tier needs on a fresh Debian 12 machine (run as root):
-# Mesa's lavapipe Vulkan driver (the CPU "GPU" that Deno's wgpu-based WebGPU runs on) and the
-# Vulkan loader. Idempotent: apt-get install is a no-op when the packages are already present.
+# For a machine where the WGSL tests find no WebGPU adapter (the runtime's error names this file):
+# installs what the WGSL verification tier needs on Debian 12 (as root, or through sudo) — Mesa's
+# lavapipe Vulkan driver (the CPU "GPU" that Deno's wgpu-based WebGPU runs on) and the Vulkan
+# loader, the same packages as the README's first block — then probes the adapter and prints it.
+# CI does not call it: .ci/run runs the README's block. Idempotent: apt-get install is a no-op when
+# the packages are already present.
 #
 # The adapter probe at the end needs the npm dependencies (node_modules/deno), so it runs only
 # when node_modules/.bin/deno exists; call this script again after `npm ci`, or pass
@@ -12,15 +15,18 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode="${1:-all}"
 
 if [[ "$mode" != "--probe-only" ]]; then
+  as_root=()
   if [[ "$(id -u)" != "0" ]]; then
-    echo "install-webgpu.sh: must run as root (apt-get install)" >&2
-    exit 2
+    if ! command -v sudo >/dev/null; then
+      echo "install-webgpu.sh: apt-get install needs root (or sudo)" >&2
+      exit 2
+    fi
+    as_root=(sudo)
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update
+  "${as_root[@]}" apt-get update
   # mesa-vulkan-drivers: lavapipe (llvmpipe adapter, has shader-f16).
   # libvulkan1: the Vulkan loader wgpu dlopens (libvulkan.so.1); without it wgpu finds no adapter.
-  apt-get install -y --no-install-recommends mesa-vulkan-drivers libvulkan1
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mesa-vulkan-drivers libvulkan1
 fi
 
 [[ "$mode" == "--no-probe" ]] && exit 0

@@ -46,11 +46,6 @@ const runners = new Map<BackendName, () => Promise<BackendRunner>>([
   ['metal', async () => (await import('./backends/metal/runner.js')).runMetalAttention],
 ]);
 
-/** Backends register their runner here (lazily imported so the CLI starts fast). */
-export function registerBackend(name: BackendName, load: () => Promise<BackendRunner>): void {
-  runners.set(name, load);
-}
-
 export async function runAttention(backend: BackendName, request: AttentionRequest): Promise<AttentionOutput> {
   if (request.splits !== undefined && (backend === 'cuda' || backend === 'metal')) {
     throw new UsageError(`--splits: the ${backend} prefill kernel does not split keys across blocks`);

@@ -12,10 +12,12 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePattern } from '../src/dsl/instantiate.js';
 import { definePattern, everyPair } from '../src/dsl/pattern.js';
-import { main } from '../src/cli/main.js';
+import { flagDefault, parseFlags } from '../src/cli/args.js';
+import { commands, main } from '../src/cli/main.js';
+import { patternParamFlags } from '../src/cli/pattern-options.js';
 import { decodeNpy } from '../src/io/npy.js';
 import type { Tensor } from '../src/io/tensor.js';
-import { causal, dca } from '../src/patterns/index.js';
+import { builtinPatterns, causal, dca } from '../src/patterns/index.js';
 import { referenceAttention, type AttentionOptions } from '../src/reference/attention.js';
 import { FIGURE_2, FIGURE_2_REGIONS } from './helpers/figure2.js';
 import { asFloat32, float32Bytes, listDir, makeTempDir, maxAbsDiff, randomTensor, rawNpy, writeNpyFile } from './helpers/tensors.js';
@@ -365,6 +367,106 @@ describe.concurrent('dcagen run --backend reference', () => {
 // Bad input. Each case gets a fresh folder with valid q, k, v; afterwards the folder must hold
 // exactly what the case put there (no out.npy, lse.npy or temporary).
 
+/** Help text with its line wrapping undone, so a wrapped "[default: …]" still matches. */
+const unwrapped = (text: string): string => text.replace(/\s+/g, ' ');
+
+describe.concurrent('--help', () => {
+  it('dcagen --help lists every command with its summary and every built-in pattern with its flags', async () => {
+    const r = await dcagen(['--help']);
+    expect(r.exitCode).toBe(0);
+    for (const [name, c] of Object.entries(commands)) expect(r.stdout).toMatch(new RegExp(`^  ${name} +${c.summary.replace(/[()]/g, '\\$&')}$`, 'm'));
+    for (const p of builtinPatterns) expect(r.stdout).toMatch(new RegExp(`^  ${p.name} `, 'm'));
+    expect(r.stdout).toContain('--chunk-size N --local-window N | --pretraining-length N');
+    expect(r.stdout).toContain('--group-size N --neighbor-window N');
+  });
+
+  for (const [name, command] of Object.entries(commands)) {
+    it(`dcagen ${name} --help lists every flag of its table with its meaning and its default`, async () => {
+      const r = await dcagenInProcess([name, '--help']);
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(unwrapped(r.stdout.split('\n\n')[0]!)).toMatch(new RegExp(`^usage: dcagen ${name} .*\\[flags\\]$`));
+      const text = unwrapped(r.stdout);
+      for (const [flag, spec] of Object.entries(command.flags)) {
+        expect(r.stdout).toMatch(new RegExp(`^  (${spec.alias ?? '-'}, )?--${flag}\\b`, 'm'));
+        expect(text).toContain(unwrapped(spec.description));
+        const note = flagDefault(spec);
+        if (note !== undefined) expect(text).toContain(`${unwrapped(spec.description)} [${note}]`);
+        // Every flag that takes a value says what happens without it.
+        if (spec.kind !== 'boolean') expect(note, `--${flag} of ${name}`).toBeDefined();
+      }
+      for (const line of r.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(100);
+    });
+  }
+
+  it('states the defaults the commands use', async () => {
+    const help = async (...args: string[]): Promise<string> => unwrapped((await dcagenInProcess([...args, '--help'])).stdout);
+    const bench = await help('bench');
+    for (const [flag, value] of [['seq-len', '1024'], ['batch', '1'], ['heads', '4'], ['kv-heads', '1'], ['head-dim', '64'], ['dtype f32|f16', 'f32'], ['repeats', '5']]) {
+      expect(bench).toMatch(new RegExp(`--${flag.replace('|', '\\|')}( N)? .*?\\[default: ${value}\\]`));
+    }
+    const verify = await help('verify');
+    expect(verify).toMatch(/--cases N number of cases .*\[default: 20\]/);
+    expect(verify).toMatch(/--seed N random seed \[default: 1\]/);
+    expect(verify).toMatch(/--max-keys N .*\[default: 160\]/);
+    const emit = await help('emit');
+    expect(emit).toMatch(/--dtype f32\|f16\|bf16 .*\[default: f32\]/);
+    expect(emit).toMatch(/--variant fused\|three-pass .*\[default: fused\]/);
+    expect(emit).toMatch(/-o, --out-dir DIR .*\[required\]/);
+    expect(emit).toMatch(/--rope-style half\|interleaved .*\[default: half\]/);
+    expect(emit).toMatch(/--rope-theta X .*\[default: 10000/);
+    expect(await help('run')).toMatch(/--backend reference\|wgsl\|cuda\|metal where to run \[default: reference\]/);
+  });
+
+  it('the parser applies the defaults the table declares (the help cannot drift from the behaviour)', () => {
+    const flags = parseFlags(['--backend', 'wgsl'], commands['verify']!.flags, 'verify');
+    expect([flags.number('cases'), flags.number('seed'), flags.number('max-keys'), flags.has('cases')]).toEqual([20, 1, 160, false]);
+    expect(parseFlags(['--cases', '3', '--backend', 'wgsl'], commands['verify']!.flags, 'verify').number('cases')).toBe(3);
+    expect(parseFlags(['-o', 'x', '--backend', 'wgsl'], commands['emit']!.flags, 'emit').string('out-dir')).toBe('x');
+  });
+
+  it('with --pattern (or a pattern file), the help lists that pattern\'s parameters; without, every pattern\'s flags', async () => {
+    for (const p of builtinPatterns) {
+      const r = await dcagenInProcess(['emit', '--pattern', p.name, '--help']);
+      expect(r.exitCode).toBe(0);
+      const params = Object.entries(patternParamFlags(p));
+      if (params.length === 0) expect(r.stdout).toContain(`pattern ${p.name} (${p.summary}) has no parameters`);
+      else expect(r.stdout).toContain(`parameters of pattern ${p.name} (${p.summary}):`);
+      for (const [flag, spec] of params) {
+        expect(r.stdout).toMatch(new RegExp(`^  --${flag} N`, 'm'));
+        expect(unwrapped(r.stdout)).toContain(`${unwrapped(spec.description)} [${flagDefault(spec)}]`);
+      }
+    }
+    const dcaHelp = unwrapped((await dcagenInProcess(['explain', '--pattern=dca', '--help'])).stdout);
+    expect(dcaHelp).toContain('--chunk-size N C, the largest query position ever used (Qwen chunk_size) (at least 1) [required unless --pretraining-length or --hf-config\'s chunk_size sets it]');
+    expect(dcaHelp).toContain('--pretraining-length N c, the pretraining length');
+    const fromFile = await dcagen(['explain', '--pattern-file', join(PATTERNS, 'capped-chunks.ts'), '--help']);
+    expect(fromFile.exitCode, fromFile.stderr).toBe(0);
+    expect(fromFile.stdout).toMatch(/^parameters of pattern capped-chunks /m);
+    expect(fromFile.stdout).toMatch(/^  --chunk N +chunk length \(at least 1\) \[required\]$/m);
+    const generic = await dcagenInProcess(['run', '--help']);
+    expect(generic.stdout).toMatch(/^pattern parameters \(with --pattern NAME/m);
+    for (const p of builtinPatterns) expect(generic.stdout).toMatch(new RegExp(`^  ${p.name} +(--|\\(no parameters\\))`, 'm'));
+  });
+
+  it('dcagen help <command> is <command> --help; an unknown --pattern with --help is bad input', async () => {
+    expect(await dcagenInProcess(['help', 'bench'])).toEqual(await dcagenInProcess(['bench', '--help']));
+    expectBadInput(await dcagenInProcess(['emit', '--pattern', 'nope', '--help']), /^dcagen emit: unknown pattern "nope"/);
+  });
+});
+
+describe.concurrent('dcagen emit', () => {
+  it('-o DIR writes the kernel files there and prints their paths', async () => {
+    const dir = await tempDir();
+    const r = await dcagen(['emit', '--backend', 'metal', '--pattern', 'causal', '--head-dim', '64', '-o', dir]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const written = r.stdout.split('\n');
+    expect(written.length).toBeGreaterThan(0);
+    for (const path of written) expect(existsSync(path) && path.startsWith(dir)).toBe(true);
+    expect(written.some((p) => p.endsWith('.metal'))).toBe(true);
+  });
+});
+
 interface BadCase {
   readonly name: string;
   /** Returns the argv; may add or replace files in the folder. */
@@ -403,6 +505,7 @@ const badCases: BadCase[] = [
   { name: 'missing --hf-config file', args: (f) => runArgs(f, ['--hf-config', join(f.dir, 'config.json')]), message: /^dcagen run: --hf-config .*config\.json: no such file$/ },
   { name: 'missing --pattern-file', args: (f) => runArgs(f, ['--pattern-file', join(f.dir, 'mine.ts')]), message: /^dcagen run: pattern file .*mine\.ts: cannot read it$/ },
   { name: 'explain: unwritable --svg path', args: (f) => ['explain', '--pattern', 'causal', '--seq-len', '3', '--svg', join(f.dir, 'nope', 'x.svg')], message: /^dcagen explain: cannot write .*nope\/x\.svg: its folder does not exist$/ },
+  { name: 'emit: missing -o', args: () => ['emit', '--backend', 'wgsl', '--pattern', 'causal', '--head-dim', '64'], message: /^dcagen emit: missing --out-dir$/ },
   { name: 'explain: --seq-len out of range', args: () => ['explain', '--pattern', 'causal', '--seq-len', '0'], message: /^dcagen explain: --seq-len must be between 1 and 4096, got 0$/ },
 ];
 

@@ -45,6 +45,8 @@ function expectKernelError(error: unknown): WebGpuKernelError {
 describe('WebGPU runner (deno + wgpu)', () => {
   it('probes an adapter that executes compute shaders', { timeout: JOB_TIMEOUT }, async () => {
     const adapter = await probeWebGpu();
+    // Which adapter the WGSL tiers ran on, in the test log (CI's included).
+    console.log(`WebGPU adapter: ${adapter.description || adapter.device} (${adapter.vendor}); features: ${[...adapter.features].sort().join(', ')}`);
     expect(adapter.description.length + adapter.device.length + adapter.vendor.length).toBeGreaterThan(0);
     expect(Array.isArray(adapter.features)).toBe(true);
     expect(adapter.limits?.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);

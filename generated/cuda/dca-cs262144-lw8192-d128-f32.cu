@@ -67,7 +67,7 @@ constexpr int BLOCK_Q = 32;           // query rows per thread block
 constexpr int BLOCK_K = 32;           // keys per K/V tile in shared memory
 constexpr int THREADS = 128;
 constexpr float LOG2E = 1.4426950408889634f;
-constexpr float NEG_INF = -INFINITY;
+constexpr float MASKED_SCORE = -INFINITY;   // the score of a masked key
 
 // ---- Pattern parameters ----
 [[maybe_unused]] constexpr int CHUNK_SIZE = 262144;  // C, the largest query position ever used (Qwen chunk_size)
@@ -155,7 +155,7 @@ constexpr int ROW_THREADS = 4;
 constexpr int DIMS_PER_THREAD = HEAD_DIM / ROW_THREADS;
 constexpr int SMEM_ELEMENTS = 2 * BLOCK_K * HEAD_DIM;   // K tile, V tile (f32)
 
-struct Softmax {
+struct SoftmaxState {
   float m;                         // running max, log2 units
   float l;                         // running sum
   float acc[DIMS_PER_THREAD];      // this thread's dims of the output row
@@ -163,7 +163,7 @@ struct Softmax {
 };
 
 template <class Region>
-__device__ __forceinline__ void visit_region(const AttentionParams& p, Softmax& st, float* smem, int row_first, int row_last,
+__device__ __forceinline__ void visit_region(const AttentionParams& p, SoftmaxState& st, float* smem, int row_first, int row_last,
                              const storage_t* __restrict__ q_row, const storage_t* __restrict__ k_base, const storage_t* __restrict__ v_base, int i) {
   const int key_begin = Region::key_begin(row_first);
   const int key_end = Region::key_end(row_last);
@@ -209,7 +209,7 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, Softmax& 
     __syncthreads();
     const bool unmasked = Region::unmasked(row_first, row_last, key_tile);
     float s[BLOCK_K];
-    float tile_max = NEG_INF;
+    float tile_max = MASKED_SCORE;
     #pragma unroll
     for (int jj = 0; jj < BLOCK_K; ++jj) {
       float dot = 0.f;
@@ -218,12 +218,12 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, Softmax& 
       dot += __shfl_xor_sync(0xffffffffu, dot, 1);
       dot += __shfl_xor_sync(0xffffffffu, dot, 2);
       float score = dot * scale_log2;
-      if (!unmasked && !Region::visible(i, key_tile + jj)) score = NEG_INF;
+      if (!unmasked && !Region::visible(i, key_tile + jj)) score = MASKED_SCORE;
       s[jj] = score;
       tile_max = fmaxf(tile_max, score);
     }
     const float m_new = fmaxf(st.m, tile_max);
-    const float m_base = m_new == NEG_INF ? 0.f : m_new;
+    const float m_base = m_new == MASKED_SCORE ? 0.f : m_new;
     const float alpha = exp2f(st.m - m_base);
     float row_sum = 0.f;
     #pragma unroll
@@ -262,8 +262,8 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(const AttentionParam
   const storage_t* k_base = (const storage_t*)p.k + batch * p.k_batch_stride + kv_head * p.k_head_stride;
   const storage_t* v_base = (const storage_t*)p.v + batch * p.v_batch_stride + kv_head * p.v_head_stride;
 
-  Softmax st;
-  st.m = NEG_INF;
+  SoftmaxState st;
+  st.m = MASKED_SCORE;
   st.l = 0.f;
   #pragma unroll
   for (int x = 0; x < DIMS_PER_THREAD; ++x) st.acc[x] = 0.f;
@@ -283,7 +283,7 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(const AttentionParam
     }
   }
   if (part == 0) {
-    const float lse = st.l > 0.f ? (st.m + log2f(st.l)) / LOG2E : NEG_INF;
+    const float lse = st.l > 0.f ? (st.m + log2f(st.l)) / LOG2E : MASKED_SCORE;
     float* lse_out = PARTIAL ? (float*)p.partial_lse + (long long)OUTPUT_SLOT * p.batch * p.query_heads * p.queries : p.lse;
     lse_out[((long long)batch * p.query_heads + head) * p.queries + row] = lse;
   }

@@ -67,7 +67,7 @@ constexpr int BLOCK_Q = 64;           // query rows per thread block
 constexpr int BLOCK_K = 64;           // keys per K/V tile in shared memory
 constexpr int THREADS = 128;
 constexpr float LOG2E = 1.4426950408889634f;
-constexpr float NEG_INF = -INFINITY;
+constexpr float MASKED_SCORE = -INFINITY;   // the score of a masked key
 
 // ---- Pattern parameters ----
 [[maybe_unused]] constexpr int CHUNK_SIZE = 3072;  // C, the largest query position ever used (Qwen chunk_size)
@@ -233,7 +233,7 @@ __device__ __forceinline__ void load_tile_async(storage_t* tile, const storage_t
   }
 }
 
-struct Softmax {
+struct SoftmaxState {
   float m[2];                 // running max of rows g and g + 8, in log2 units
   float l[2];                 // this thread's share of the running sums
   float acc[HEAD_DIM / 8][4]; // output accumulators: 8-column n-tiles over the head dim
@@ -274,7 +274,7 @@ __device__ __forceinline__ void rotate_keys(storage_t* sk, const float2* __restr
 
 // One region of the fused pass: rotate Q at the region's positions, then walk its key tiles.
 template <class Region>
-__device__ __forceinline__ void visit_region(const AttentionParams& p, Softmax& st, storage_t* smem, int row_first, int row_last,
+__device__ __forceinline__ void visit_region(const AttentionParams& p, SoftmaxState& st, storage_t* smem, int row_first, int row_last,
                              const storage_t* __restrict__ k_base, const storage_t* __restrict__ v_base) {
   const int key_begin = Region::key_begin(row_first);
   const int key_end = Region::key_end(row_last);
@@ -344,7 +344,7 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, Softmax& 
         if (!unmasked) {
           const int i = row_first + warp * 16 + g + (e / 2) * 8;
           const int j = key_tile + nt * 8 + 2 * t + (e % 2);
-          if (!Region::visible(i, j)) x = NEG_INF;
+          if (!Region::visible(i, j)) x = MASKED_SCORE;
         }
         s[nt][e] = x;
       }
@@ -353,13 +353,13 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, Softmax& 
     // Online softmax: each row's BLOCK_K scores are spread over the 4 threads of a quad.
     #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      float row_max = NEG_INF;
+      float row_max = MASKED_SCORE;
       #pragma unroll
       for (int nt = 0; nt < BLOCK_K / 8; ++nt) row_max = fmaxf(row_max, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
       row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
       row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
       const float m_new = fmaxf(st.m[h], row_max);
-      const float m_base = m_new == NEG_INF ? 0.f : m_new;  // a row with nothing visible yet stays at zero
+      const float m_base = m_new == MASKED_SCORE ? 0.f : m_new;  // a row with nothing visible yet stays at zero
       const float alpha = exp2f(st.m[h] - m_base);
       float row_sum = 0.f;
       #pragma unroll
@@ -420,8 +420,8 @@ __global__ void __launch_bounds__(THREADS, 1) attention_kernel(const AttentionPa
   cp_async_commit();
   cp_async_wait_all();
 
-  Softmax st;
-  st.m[0] = st.m[1] = NEG_INF;
+  SoftmaxState st;
+  st.m[0] = st.m[1] = MASKED_SCORE;
   st.l[0] = st.l[1] = 0.f;
   #pragma unroll
   for (int dt = 0; dt < HEAD_DIM / 8; ++dt) st.acc[dt][0] = st.acc[dt][1] = st.acc[dt][2] = st.acc[dt][3] = 0.f;
@@ -453,7 +453,7 @@ __global__ void __launch_bounds__(THREADS, 1) attention_kernel(const AttentionPa
       }
     }
     if (t == 0) {
-      const float lse = l > 0.f ? (st.m[h] + log2f(l)) / LOG2E : NEG_INF;
+      const float lse = l > 0.f ? (st.m[h] + log2f(l)) / LOG2E : MASKED_SCORE;
       float* lse_out = PARTIAL ? (float*)p.partial_lse + (long long)OUTPUT_SLOT * p.batch * p.query_heads * p.queries : p.lse;
       lse_out[((long long)batch * p.query_heads + head) * p.queries + row] = lse;
     }

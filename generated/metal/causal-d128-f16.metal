@@ -15,7 +15,7 @@
 //                       the next rows angle(n · 2^ROPE_FINE_BITS); cos and sin of float64 angles
 //                       θ^(−2·pair/ROTARY_DIM) · p, rounded once to f32; positions up to POSITION_LIMIT
 //                       (or keys − 1 when POSITION_LIMIT is −1)
-//   buffer(4) params    DcaParams (shapes; logit_scale = softmax scale × Qwen temperature²)
+//   buffer(4) params    AttentionParams (shapes; logit_scale = softmax scale × Qwen temperature²)
 //   buffer(5) out       like q
 //   buffer(6) lse       (batch, query_heads, queries) float, natural log
 //   buffer(7) partials  three-pass scratch, REGION_COUNT × batch·queries·query_heads·(HEAD_DIM + 1)
@@ -49,7 +49,7 @@ static constant constexpr const int PASS_COUNT = 1;
 static constant constexpr const float LOG2E = 1.4426950408889634f;
 // Score of a masked key. Finite on purpose: Metal compiles with fast-math by default, which may
 // assume that no value is infinite.
-static constant constexpr const float MASKED = -1.0e30f;
+static constant constexpr const float MASKED_SCORE = -1.0e30f;
 
 // ---- Pattern parameters ----
 // (none)
@@ -57,7 +57,7 @@ static constant constexpr const float MASKED = -1.0e30f;
 typedef half storage_t;
 
 // Shapes of one call (buffer 4). q, k, v, out are contiguous (batch, sequence, heads, HEAD_DIM).
-struct DcaParams {
+struct AttentionParams {
   int batch;
   int queries;
   int keys;
@@ -125,7 +125,7 @@ struct Tile {
   float scale_log2;        // logit_scale · log2 e: scores in log2 units
 };
 
-inline Tile make_tile(const DcaParams p, uint3 group) {
+inline Tile make_tile(const AttentionParams p, uint3 group) {
   Tile t;
   t.batch = int(group.z);
   t.head = int(group.y);
@@ -147,21 +147,21 @@ inline Tile make_tile(const DcaParams p, uint3 group) {
 }
 
 // Floats of one three-pass partial: out (batch, queries, query_heads, HEAD_DIM), then lse.
-inline long partial_slot_floats(const DcaParams p) {
+inline long partial_slot_floats(const AttentionParams p) {
   return long(p.batch) * p.queries * p.query_heads * (HEAD_DIM + 1);
 }
 
 // One online softmax per query row. A thread's fragment elements all lie in row frag_row(lane) of
 // its simdgroup's 8 rows; m and l are that row's running max and this thread's share of its sum.
-struct RowState {
+struct SoftmaxState {
   frag_t o[DIM_TILE / 8];  // the simdgroup's 8 × DIM_TILE output accumulator
-  float m;                 // running max score, log2 units (MASKED: nothing visible yet)
+  float m;                 // running max score, log2 units (MASKED_SCORE: nothing visible yet)
   float l;                 // running sum over this thread's 2 columns of each key fragment
 };
 
-inline void init_state(thread RowState& st) {
+inline void init_state(thread SoftmaxState& st) {
   for (int dt = 0; dt < DIM_TILE / 8; ++dt) st.o[dt] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
-  st.m = MASKED;
+  st.m = MASKED_SCORE;
   st.l = 0.0f;
 }
 
@@ -215,7 +215,7 @@ inline void stage_keys_values(thread const Tile& t, int key_tile, device const s
 // One region of a pass: rotate the query tile at the region's positions, then walk its key tiles,
 // updating the rows' online softmax. Q·Kᵀ and P·V run on 8×8 simdgroup matrices (f32 accumulation).
 template <class Region>
-inline void visit_region(thread const Tile& t, thread RowState& st, device const storage_t* q, device const storage_t* k,
+inline void visit_region(thread const Tile& t, thread SoftmaxState& st, device const storage_t* q, device const storage_t* k,
                          device const storage_t* v, device const float2* rope, threadgroup float* tg, uint tid,
                          uint lane, uint simd) {
   const int key_begin = Region::key_begin(t.row_first);
@@ -250,11 +250,11 @@ inline void visit_region(thread const Tile& t, thread RowState& st, device const
 
     // Scale to log2 units; a tile on a region edge masks the keys outside the region.
     const bool unmasked = Region::unmasked(t.row_first, t.row_last, key_tile);
-    float tile_max = MASKED;
+    float tile_max = MASKED_SCORE;
     for (int nt = 0; nt < BLOCK_K / 8; ++nt) {
       for (int c = 0; c < 2; ++c) {
         float x = s[nt].thread_elements()[c] * t.scale_log2;
-        if (!unmasked && !Region::visible(i, key_tile + nt * 8 + col + c)) x = MASKED;
+        if (!unmasked && !Region::visible(i, key_tile + nt * 8 + col + c)) x = MASKED_SCORE;
         s[nt].thread_elements()[c] = x;
         tile_max = max(tile_max, x);
       }
@@ -264,13 +264,13 @@ inline void visit_region(thread const Tile& t, thread RowState& st, device const
     tile_max = max(tile_max, simd_shuffle_xor(tile_max, ushort(1)));
     tile_max = max(tile_max, simd_shuffle_xor(tile_max, ushort(8)));
     const float m_new = max(st.m, tile_max);
-    const float m_base = m_new == MASKED ? 0.0f : m_new;  // a row with nothing visible yet stays at zero
-    const float alpha = st.m == MASKED ? 0.0f : exp2(st.m - m_base);  // (no exp2 of huge arguments under fast-math)
+    const float m_base = m_new == MASKED_SCORE ? 0.0f : m_new;  // a row with nothing visible yet stays at zero
+    const float alpha = st.m == MASKED_SCORE ? 0.0f : exp2(st.m - m_base);  // (no exp2 of huge arguments under fast-math)
     float row_sum = 0.0f;
     for (int nt = 0; nt < BLOCK_K / 8; ++nt) {
       for (int c = 0; c < 2; ++c) {
         const float x = s[nt].thread_elements()[c];
-        const float prob = x == MASKED ? 0.0f : exp2(x - m_base);
+        const float prob = x == MASKED_SCORE ? 0.0f : exp2(x - m_base);
         s[nt].thread_elements()[c] = prob;
         row_sum += prob;
       }
@@ -294,7 +294,7 @@ inline void visit_region(thread const Tile& t, thread RowState& st, device const
 }
 
 // The row's total sum (its 4 lanes' shares) and whether this thread's row is a real query.
-inline float row_total(thread RowState& st) {
+inline float row_total(thread SoftmaxState& st) {
   float l = st.l;
   l += simd_shuffle_xor(l, ushort(1));
   l += simd_shuffle_xor(l, ushort(8));
@@ -302,7 +302,7 @@ inline float row_total(thread RowState& st) {
 }
 
 // Normalised rows to out (storage_t) and their log-sum-exp to lse.
-inline void store_output(thread const Tile& t, thread RowState& st, device storage_t* out, device float* lse,
+inline void store_output(thread const Tile& t, thread SoftmaxState& st, device storage_t* out, device float* lse,
                          uint lane, uint simd) {
   const float l = row_total(st);
   const int row = t.row0 + int(simd) * 8 + frag_row(lane);
@@ -318,8 +318,8 @@ inline void store_output(thread const Tile& t, thread RowState& st, device stora
   if (col == 0) lse[(long(t.batch) * t.query_heads + t.head) * t.queries + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : -INFINITY;
 }
 
-// The same as f32 into one three-pass partial; a row that saw nothing gets lse MASKED.
-inline void store_partial(thread const Tile& t, thread RowState& st, device float* partial, uint lane, uint simd) {
+// The same as f32 into one three-pass partial; a row that saw nothing gets lse MASKED_SCORE.
+inline void store_partial(thread const Tile& t, thread SoftmaxState& st, device float* partial, uint lane, uint simd) {
   const float l = row_total(st);
   const int row = t.row0 + int(simd) * 8 + frag_row(lane);
   if (row >= t.queries) return;
@@ -332,17 +332,17 @@ inline void store_partial(thread const Tile& t, thread RowState& st, device floa
     }
   }
   device float* lse = partial + long(t.batches) * t.queries * t.query_heads * HEAD_DIM;
-  if (col == 0) lse[(long(t.batch) * t.query_heads + t.head) * t.queries + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : MASKED;
+  if (col == 0) lse[(long(t.batch) * t.query_heads + t.head) * t.queries + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : MASKED_SCORE;
 }
 
 // ---- Pass bodies ----
 
 // The fused pass: every region of the pattern, one online softmax across them.
 inline void attention_fused(device const storage_t* q, device const storage_t* k, device const storage_t* v,
-                            device const float2* rope, const DcaParams p, device storage_t* out, device float* lse,
+                            device const float2* rope, const AttentionParams p, device storage_t* out, device float* lse,
                             threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
   const Tile t = make_tile(p, group);
-  RowState st;
+  SoftmaxState st;
   init_state(st);
   // Regions in the plan's visit order (ascending keys).
   // Region causal: query − key distance in [0, ∞].
@@ -354,10 +354,10 @@ inline void attention_fused(device const storage_t* q, device const storage_t* k
 // into `partial` (that pass's slot of the scratch).
 template <class Region>
 inline void attention_region(device const storage_t* q, device const storage_t* k, device const storage_t* v,
-                             device const float2* rope, const DcaParams p, device float* partial,
+                             device const float2* rope, const AttentionParams p, device float* partial,
                              threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
   const Tile t = make_tile(p, group);
-  RowState st;
+  SoftmaxState st;
   init_state(st);
   visit_region<Region>(t, st, q, k, v, rope, tg, tid, lane, simd);
   store_partial(t, st, partial, lane, simd);
@@ -365,7 +365,7 @@ inline void attention_region(device const storage_t* q, device const storage_t* 
 
 // Three-pass baseline, last pass: log-sum-exp merge of the REGION_COUNT partials of this tile's
 // rows, on the same grid as the other passes (THREADS / BLOCK_Q = 4 threads per row).
-inline void merge_partials(device const float* partials, const DcaParams p, device storage_t* out, device float* lse,
+inline void merge_partials(device const float* partials, const AttentionParams p, device storage_t* out, device float* lse,
                            uint3 group, uint tid) {
   const Tile t = make_tile(p, group);
   const int row = t.row0 + int(tid) / (THREADS / BLOCK_Q);
@@ -374,10 +374,10 @@ inline void merge_partials(device const float* partials, const DcaParams p, devi
   const long slot = partial_slot_floats(p);
   const long lse_base = long(p.batch) * p.queries * p.query_heads * HEAD_DIM;
   const long lse_at = (long(t.batch) * t.query_heads + t.head) * t.queries + row;
-  float m = MASKED;
+  float m = MASKED_SCORE;
   for (int r = 0; r < REGION_COUNT; ++r) m = max(m, partials[r * slot + lse_base + lse_at]);
   device storage_t* out_row = out + t.q_base + long(row) * t.q_step;
-  if (m == MASKED) {  // no region saw a key (cannot happen for a causal row; kept for safety)
+  if (m == MASKED_SCORE) {  // no region saw a key (cannot happen for a causal row; kept for safety)
     for (int d = part; d < HEAD_DIM; d += THREADS / BLOCK_Q) out_row[d] = storage_t(0.0f);
     if (part == 0) lse[lse_at] = -INFINITY;
     return;
@@ -398,13 +398,13 @@ inline void merge_partials(device const float* partials, const DcaParams p, devi
 // ---- Passes in dispatch order, all with the same arguments (the kernels below call these) ----
 template <int PASS>
 inline void pass_body(device const storage_t* q, device const storage_t* k, device const storage_t* v,
-                      device const float2* rope, const DcaParams p, device storage_t* out, device float* lse,
+                      device const float2* rope, const AttentionParams p, device storage_t* out, device float* lse,
                       device float* partials, threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd);
 
 // Pass 1 of 1: fused attention over regions causal.
 template <>
 inline void pass_body<0>(device const storage_t* q, device const storage_t* k, device const storage_t* v,
-                         device const float2* rope, const DcaParams p, device storage_t* out, device float* lse,
+                         device const float2* rope, const AttentionParams p, device storage_t* out, device float* lse,
                          device float* partials, threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
   attention_fused(q, k, v, rope, p, out, lse, tg, group, tid, lane, simd);
 }
@@ -417,7 +417,7 @@ kernel void dcagen_causal_d128_f16_fused(device const dcagen_causal_d128_f16::st
     device const dcagen_causal_d128_f16::storage_t* k [[buffer(1)]],
     device const dcagen_causal_d128_f16::storage_t* v [[buffer(2)]],
     device const float2* rope [[buffer(3)]],
-    constant dcagen_causal_d128_f16::DcaParams& params [[buffer(4)]],
+    constant dcagen_causal_d128_f16::AttentionParams& params [[buffer(4)]],
     device dcagen_causal_d128_f16::storage_t* out [[buffer(5)]],
     device float* lse [[buffer(6)]],
     device float* partials [[buffer(7)]],

@@ -115,7 +115,7 @@ if originalMaxPosition > 0 {
   let f = max(1.0, 0.1 * log(Double(keys) / Double(originalMaxPosition)) + 1.0)
   logitScale *= f * f
 }
-// DcaParams: batch, queries, keys, query_heads, key_heads (int32), logit_scale (float32).
+// AttentionParams: batch, queries, keys, query_heads, key_heads (int32), logit_scale (float32).
 let params: [Int32] = [Int32(batch), Int32(queries), Int32(keys), Int32(queryHeads), Int32(keyHeads),
                        Int32(bitPattern: Float(logitScale).bitPattern)]
 

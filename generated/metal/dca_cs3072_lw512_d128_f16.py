@@ -42,7 +42,7 @@ REGIONS = ["Region_inter", "Region_successive", "Region_intra"]
 # Builtin ids the pass bodies take; MLX adds a parameter for each attribute name a body mentions.
 _IDS = "threadgroup_position_in_grid, thread_index_in_threadgroup, thread_index_in_simdgroup, simdgroup_index_in_threadgroup"
 # `params` holds batch, queries, keys, query_heads, key_heads and the bits of logit_scale (int32).
-_PARAMS = ("    const " + NAMESPACE + "::DcaParams p = {params[0], params[1], params[2], params[3], params[4],"
+_PARAMS = ("    const " + NAMESPACE + "::AttentionParams p = {params[0], params[1], params[2], params[3], params[4],"
            " as_type<float>(params[5])};\n")
 _THREADGROUP = "    threadgroup float tg[" + NAMESPACE + "::TG_MEMORY_FLOATS];\n"
 

@@ -1,5 +1,5 @@
 // Host harness for an emitted dcagen Metal kernel set on the CPU emulation: reads raw q, k, v
-// (storage dtype) from files, builds the RoPE table and the DcaParams, runs every pass of the set
+// (storage dtype) from files, builds the RoPE table and the AttentionParams, runs every pass of the set
 // (pass_body<0> .. pass_body<PASS_COUNT − 1>, the functions the .metal's kernels call) on emulated
 // threadgroups, and writes out (storage dtype) and lse (f32). It plays the part of the emitted Swift
 // host, which does the same with Metal on a Mac.
@@ -65,7 +65,7 @@ struct Buffers {
   const ks::storage_t* k;
   const ks::storage_t* v;
   const float2* rope;
-  ks::DcaParams params;
+  ks::AttentionParams params;
   ks::storage_t* out;
   float* lse;
   float* partials;
@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   b.k = upload<ks::storage_t>(argv[2], (size_t)batch * keys * key_heads * D);
   b.v = upload<ks::storage_t>(argv[3], (size_t)batch * keys * key_heads * D);
   b.rope = rope;
-  b.params = ks::DcaParams{batch, queries, keys, query_heads, key_heads, (float)logit_scale};
+  b.params = ks::AttentionParams{batch, queries, keys, query_heads, key_heads, (float)logit_scale};
   const size_t out_elements = (size_t)batch * queries * query_heads * D;
   const size_t lse_elements = (size_t)batch * query_heads * queries;
   b.out = dcagen_emu::msl::new_buffer<ks::storage_t>(out_elements);

@@ -32,11 +32,15 @@ const emitters = new Map<string, Emitter>([
     const set = emitWgsl(r.pattern, wgslKernelConfig(r.config), { variant: r.variant, command: r.command });
     return { name: set.name, files: set.files };
   }],
+  ['cuda', (r) => {
+    const set = emitCuda(r.pattern, cudaKernelConfig(r.config), { variant: r.variant, command: r.command });
+    return { name: set.name, files: set.files };
+  }],
+  ['metal', (r) => {
+    const set = emitMetal(r.pattern, metalKernelConfig(r.config), { variant: r.variant, command: r.command });
+    return { name: set.name, files: set.files };
+  }],
 ]);
-
-export function registerEmitter(backend: string, emitter: Emitter): void {
-  emitters.set(backend, emitter);
-}
 
 export function emitKernels(backend: string, request: EmitRequest): EmitResult {
   const emitter = emitters.get(backend);
@@ -49,13 +53,3 @@ export function emitKernels(backend: string, request: EmitRequest): EmitResult {
 export function emitterNames(): string[] {
   return [...emitters.keys()];
 }
-
-registerEmitter('cuda', (r) => {
-  const set = emitCuda(r.pattern, cudaKernelConfig(r.config), { variant: r.variant, command: r.command });
-  return { name: set.name, files: set.files };
-});
-
-registerEmitter('metal', (r) => {
-  const set = emitMetal(r.pattern, metalKernelConfig(r.config), { variant: r.variant, command: r.command });
-  return { name: set.name, files: set.files };
-});

@@ -49,9 +49,3 @@ export function fillTemplate(text: string, values: Readonly<Record<string, strin
 export function renderTemplate(backend: string, name: string, values: Readonly<Record<string, string | number>>): string {
   return fillTemplate(loadTemplate(backend, name), values, `${backend}/${name}`);
 }
-
-/** Indents every line but the first by `spaces` (for multi-line values placed inside blocks). */
-export function indent(text: string, spaces: number): string {
-  const pad = ' '.repeat(spaces);
-  return text.split('\n').map((line, k) => (k === 0 || line.length === 0 ? line : pad + line)).join('\n');
-}

@@ -2,43 +2,25 @@
 // with their exit code (2 for bad input), and never shows a stack trace for a user error.
 
 import { DcagenError } from '../errors.js';
-import { explainCommand, explainHelp } from './commands/explain.js';
+import { benchCommand, benchFlags } from './commands/bench.js';
+import { emitCommand, emitFlags } from './commands/emit.js';
+import { explainCommand, explainFlags } from './commands/explain.js';
+import { generateCommand, generateFlags } from './commands/generate.js';
 import type { CommandIo } from './commands/io.js';
-import { runCommand, runHelp } from './commands/run.js';
-import { emitCommand, emitHelp } from './commands/emit.js';
-import { verifyCommand, verifyHelp } from './commands/verify.js';
-import { benchCommand, benchHelp } from './commands/bench.js';
-import { generateCommand, generateHelp } from './commands/generate.js';
+import { runCommand, runFlags } from './commands/run.js';
+import { verifyCommand, verifyFlags } from './commands/verify.js';
+import { commandHelp, mainHelp, type CommandEntry } from './help.js';
+import { selectPattern } from './pattern-options.js';
 
-type Command = (argv: readonly string[], io: CommandIo) => Promise<number>;
-
-const commands: Record<string, { run: Command; usage: string; summary: string }> = {
-  explain: { run: explainCommand, usage: explainHelp, summary: 'print the position matrix of a pattern (text, --json, --svg)' },
-  run: { run: runCommand, usage: runHelp, summary: 'run attention on .npy inputs with a backend' },
-  emit: { run: emitCommand, usage: emitHelp, summary: 'write kernel source and launcher for a pattern' },
-  verify: { run: verifyCommand, usage: verifyHelp, summary: 'check a backend against the float64 reference on random cases' },
-  bench: { run: benchCommand, usage: benchHelp, summary: 'time fused DCA vs causal vs three-pass' },
-  generate: { run: generateCommand, usage: generateHelp, summary: 'rewrite (or --check) the committed canonical kernels in generated/' },
+/** Every command, its flag table and its summary (the help and the tests read it). */
+export const commands: Readonly<Record<string, CommandEntry>> = {
+  explain: { run: explainCommand, flags: explainFlags, patternParams: true, summary: 'print the position matrix of a pattern (text, --json, --svg)' },
+  run: { run: runCommand, flags: runFlags, patternParams: true, summary: 'run attention on .npy inputs with a backend' },
+  emit: { run: emitCommand, flags: emitFlags, patternParams: true, summary: 'write kernel source and launcher for a pattern' },
+  verify: { run: verifyCommand, flags: verifyFlags, patternParams: false, summary: 'check a backend against the float64 reference on random cases' },
+  bench: { run: benchCommand, flags: benchFlags, patternParams: false, summary: 'time fused DCA vs causal vs three-pass' },
+  generate: { run: generateCommand, flags: generateFlags, patternParams: false, summary: 'rewrite (or --check) the committed canonical kernels in generated/' },
 };
-
-/** Backends and commands added by later modules register here. */
-export function registerCommand(name: string, run: Command, usage: string, summary: string): void {
-  commands[name] = { run, usage, summary };
-}
-
-function help(): string {
-  const lines = [
-    'dcagen — fused Dual Chunk Attention (and relatives) for CUDA, WGSL and Metal, checked against a float64 reference',
-    '',
-    'usage: dcagen <command> [flags]',
-    '',
-    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}\n            ${c.usage}`),
-    '',
-    'patterns: causal, dca (--chunk-size C --local-window W | --pretraining-length c), dca-paper (--c --s --w),',
-    '          self-extend (--group-size G --neighbor-window W), rerope (--window W), sliding-window (--window W)',
-  ];
-  return lines.join('\n');
-}
 
 export const processIo: CommandIo = {
   stdout: (line) => process.stdout.write(`${line}\n`),
@@ -47,9 +29,11 @@ export const processIo: CommandIo = {
 };
 
 export async function main(argv: readonly string[], io: CommandIo = processIo): Promise<number> {
-  const [name, ...rest] = argv;
+  const [first, ...afterFirst] = argv;
+  // `dcagen help emit …` is `dcagen emit … --help`.
+  const [name, ...rest] = first === 'help' && afterFirst[0] !== undefined && !afterFirst[0].startsWith('-') ? [afterFirst[0], ...afterFirst.slice(1), '--help'] : argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    io.stdout(help());
+    io.stdout(mainHelp(commands));
     return name === undefined ? 2 : 0;
   }
   if (name === '--version') {
@@ -61,11 +45,13 @@ export async function main(argv: readonly string[], io: CommandIo = processIo): 
     io.stderr(`dcagen: unknown command "${name}" (commands: ${Object.keys(commands).join(', ')})`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    io.stdout(`usage: ${command.usage}`);
-    return 0;
-  }
   try {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      // With --pattern or --pattern-file, the help lists that pattern's parameters too.
+      const named = command.patternParams && rest.some((a) => /^--pattern(-file)?(=|$)/.test(a));
+      io.stdout(commandHelp(name, command, named ? (await selectPattern(rest)).definition : undefined));
+      return 0;
+    }
     return await command.run(rest, io);
   } catch (err) {
     if (err instanceof DcagenError) {

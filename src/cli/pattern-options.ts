@@ -7,22 +7,25 @@ import { compilePattern, kebab, type CompiledPattern } from '../dsl/instantiate.
 import { loadPatternFile } from '../dsl/load-file.js';
 import type { PatternDefinition } from '../dsl/pattern.js';
 import { readHfConfig, type HfSettings } from '../io/hf-config.js';
-import { builtinPattern } from '../patterns/index.js';
+import { builtinPattern, builtinPatterns } from '../patterns/index.js';
 import type { RopeConfig, RopeStyle } from '../reference/rope.js';
 import type { FlagSpec, ParsedFlags } from './args.js';
 
 export const patternSelectionFlags: Record<string, FlagSpec> = {
-  pattern: { kind: 'string', description: 'built-in pattern: causal, dca, dca-paper, self-extend, rerope, sliding-window' },
-  'pattern-file': { kind: 'string', description: 'a TypeScript file exporting a pattern (definePattern)' },
-  'hf-config': { kind: 'string', description: "a Hugging Face config.json (Qwen's dual_chunk_attention_config, rope_theta, head dim)" },
+  pattern: {
+    kind: 'string', value: 'NAME', required: 'unless --pattern-file or --hf-config chooses one',
+    description: `built-in pattern (${builtinPatterns.map((p) => p.name).join(', ')}), or which export of --pattern-file`,
+  },
+  'pattern-file': { kind: 'string', value: 'FILE', defaultText: 'none', description: 'a TypeScript file exporting a pattern (definePattern); its first export unless --pattern names one' },
+  'hf-config': { kind: 'string', value: 'FILE', defaultText: 'none', description: "a Hugging Face config.json (Qwen's dual_chunk_attention_config, rope_theta, head dim); flags override it" },
 };
 
 export const attentionFlags: Record<string, FlagSpec> = {
-  'rope-theta': { kind: 'number', description: 'RoPE base θ (default 10000, or the config’s rope_theta)' },
-  'rope-style': { kind: 'string', choices: ['half', 'interleaved'], description: 'rotate-half (GPT-NeoX/Llama/Qwen, default) or interleaved (GPT-J)' },
-  'rotary-dim': { kind: 'int', description: 'rotate only the first N dims of each head (partial rotary)' },
-  scale: { kind: 'number', description: 'softmax scale (default 1/sqrt(head_dim))' },
-  'original-max-position': { kind: 'int', description: 'Qwen temperature: logits × f(n)², f(n) = max(1, 0.1·ln(n/c_orig) + 1)' },
+  'rope-theta': { kind: 'number', defaultText: '10000, or the config’s rope_theta', description: 'RoPE base θ' },
+  'rope-style': { kind: 'string', choices: ['half', 'interleaved'], default: 'half', description: 'rotate-half (GPT-NeoX/Llama/Qwen) or interleaved (GPT-J)' },
+  'rotary-dim': { kind: 'int', defaultText: 'the head dim, or the config’s partial_rotary_factor', description: 'rotate only the first N dims of each head (partial rotary)' },
+  scale: { kind: 'number', defaultText: '1/sqrt(head dim)', description: 'softmax scale' },
+  'original-max-position': { kind: 'int', defaultText: 'none, or the config’s original_max_position_embeddings', description: 'Qwen temperature c_orig: logits × f(n)², f(n) = max(1, 0.1·ln(n/c_orig) + 1)' },
 };
 
 export interface PatternSelection {
@@ -57,12 +60,33 @@ export async function selectPattern(argv: readonly string[], fallback?: string):
   return { definition: builtinPattern(chosen), ...(hf ? { hf } : {}) };
 }
 
-/** The flags a pattern adds: one per parameter, one per preset. */
+/** The flags a pattern adds: one per parameter, one per preset. Defaults and ranges are shown by
+ *  --help but applied by the pattern itself (resolveParams), after the config and the presets. */
 export function patternParamFlags(definition: PatternDefinition): Record<string, FlagSpec> {
   const flags: Record<string, FlagSpec> = {};
-  for (const [name, spec] of Object.entries(definition.params)) flags[kebab(name)] = { kind: 'int', description: spec.description };
-  for (const [name, preset] of Object.entries(definition.presets ?? {})) flags[kebab(name)] = { kind: 'int', description: preset.description };
+  const presets = Object.keys(definition.presets ?? {}).map((name) => `--${kebab(name)}`);
+  for (const [name, spec] of Object.entries(definition.params)) {
+    const range = spec.min !== undefined && spec.max !== undefined ? ` (${spec.min} to ${spec.max})`
+      : spec.min !== undefined ? ` (at least ${spec.min})` : spec.max !== undefined ? ` (at most ${spec.max})` : '';
+    const others = [...presets, ...(spec.hfKey !== undefined ? [`--hf-config's ${spec.hfKey}`] : [])];
+    flags[kebab(name)] = {
+      kind: 'int',
+      description: `${spec.description}${range}`,
+      ...(spec.default !== undefined ? { defaultText: String(spec.default) } : { required: others.length > 0 ? `unless ${others.join(' or ')} sets it` : '' }),
+    };
+  }
+  for (const [name, preset] of Object.entries(definition.presets ?? {})) {
+    flags[kebab(name)] = { kind: 'int', description: preset.description, defaultText: 'none; explicit parameter flags win' };
+  }
   return flags;
+}
+
+/** A pattern's flags in one line, for listings: `--chunk-size N --local-window N | --pretraining-length N`. */
+export function patternFlagsLine(definition: PatternDefinition): string {
+  const params = Object.keys(definition.params).map((name) => `--${kebab(name)} N`).join(' ');
+  const presets = Object.keys(definition.presets ?? {}).map((name) => `--${kebab(name)} N`);
+  if (params === '') return '(no parameters)';
+  return [params, ...presets].join(' | ');
 }
 
 /** Pattern parameters from (lowest to highest priority) the HF config, presets, explicit flags. */
@@ -99,7 +123,7 @@ export function attentionSettings(selection: PatternSelection, flags: ParsedFlag
   const originalMaxPosition = flags.number('original-max-position') ?? hf?.originalMaxPosition;
   if (originalMaxPosition !== undefined && originalMaxPosition < 1) throw new UsageError(`--original-max-position must be at least 1`);
   return {
-    rope: { theta, style: (flags.string('rope-style') ?? 'half') as RopeStyle, ...(rotaryDim !== undefined ? { rotaryDim } : {}) },
+    rope: { theta, style: flags.string('rope-style') as RopeStyle, ...(rotaryDim !== undefined ? { rotaryDim } : {}) },
     ...(scale !== undefined ? { scale } : {}),
     ...(originalMaxPosition !== undefined ? { originalMaxPosition } : {}),
   };

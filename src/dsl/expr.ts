@@ -229,19 +229,3 @@ export function substituteVar(e: Expr, name: IndexVariable, by: Expr): Expr {
   }
 }
 
-/** The index variables an expression reads. */
-export function freeVariables(e: Expr): Set<IndexVariable> {
-  const out = new Set<IndexVariable>();
-  const walk = (x: Expr): void => {
-    switch (x.kind) {
-      case 'var': out.add(x.name); return;
-      case 'int': case 'bool': case 'param': return;
-      case 'arith': case 'compare': case 'logic': walk(x.left); walk(x.right); return;
-      case 'neg': case 'not': walk(x.operand); return;
-      case 'minmax': x.args.forEach(walk); return;
-      case 'select': walk(x.cond); walk(x.then); walk(x.otherwise); return;
-    }
-  };
-  walk(e);
-  return out;
-}

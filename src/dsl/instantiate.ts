@@ -77,10 +77,6 @@ export function resolveParams(definition: PatternDefinition, given: Readonly<Rec
 
 export { kebab };
 
-export function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
 const compiledCache = new WeakMap<PatternDefinition, Map<string, CompiledPattern>>();
 
 /** Compiles a pattern for concrete parameter values (cached per definition and values). */

@@ -47,7 +47,7 @@ constexpr int BLOCK_Q = {{blockQ}};           // query rows per thread block
 constexpr int BLOCK_K = {{blockK}};           // keys per K/V tile in shared memory
 constexpr int THREADS = {{threads}};
 constexpr float LOG2E = 1.4426950408889634f;
-constexpr float NEG_INF = -INFINITY;
+constexpr float MASKED_SCORE = -INFINITY;   // the score of a masked key
 
 // ---- Pattern parameters ----
 {{patternConstants}}

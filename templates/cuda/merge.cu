@@ -10,11 +10,11 @@ __global__ void merge_kernel(const AttentionParams p) {
   const long long lse_at = ((long long)batch * p.query_heads + head) * p.queries + query;
   const float* partial_lse = p.partial_lse;
   const float* partial_out = (const float*)p.partial_out;
-  float m = NEG_INF;
+  float m = MASKED_SCORE;
   for (int k = 0; k < PARTIALS; ++k) m = fmaxf(m, partial_lse[k * rows + lse_at]);
   storage_t* out = (storage_t*)p.out + batch * p.out_batch_stride + head * p.out_head_stride + (long long)query * p.out_seq_stride;
-  if (m == NEG_INF) {
-    p.lse[lse_at] = NEG_INF;
+  if (m == MASKED_SCORE) {
+    p.lse[lse_at] = MASKED_SCORE;
     for (int d = 0; d < HEAD_DIM; ++d) out[d] = from_float<storage_t>(0.f);
     return;
   }

@@ -64,7 +64,7 @@ export function metalPasses(plan: KernelPlan, prefix: string, variant: KernelVar
 
 const BODY_PARAMS = [
   'device const storage_t* q, device const storage_t* k, device const storage_t* v,',
-  '                         device const float2* rope, const DcaParams p, device storage_t* out, device float* lse,',
+  '                         device const float2* rope, const AttentionParams p, device storage_t* out, device float* lse,',
   '                         device float* partials, threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd',
 ].join('\n');
 
@@ -91,7 +91,7 @@ function kernelEntries(namespace: string, passes: readonly MetalPass[]): string 
     `    device const ${ns}::storage_t* k [[buffer(1)]],`,
     `    device const ${ns}::storage_t* v [[buffer(2)]],`,
     `    device const float2* rope [[buffer(3)]],`,
-    `    constant ${ns}::DcaParams& params [[buffer(4)]],`,
+    `    constant ${ns}::AttentionParams& params [[buffer(4)]],`,
     `    device ${ns}::storage_t* out [[buffer(5)]],`,
     `    device float* lse [[buffer(6)]],`,
     `    device float* partials [[buffer(7)]],`,

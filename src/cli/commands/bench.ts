@@ -10,20 +10,18 @@ import { randomTensor } from '../../verify/cases.js';
 import { parseFlags, type FlagSpec } from '../args.js';
 import type { CommandIo } from './io.js';
 
-const flags: Record<string, FlagSpec> = {
-  backend: { kind: 'string', choices: ['wgsl'], description: 'backend to time (the CUDA benchmark runs on a GPU machine: bench/cuda-h200.sh)' },
-  'seq-len': { kind: 'int', description: 'Sq = Sk (default 1024)' },
-  batch: { kind: 'int', description: 'batch (default 1)' },
-  heads: { kind: 'int', description: 'query heads (default 4)' },
-  'kv-heads': { kind: 'int', description: 'key/value heads (default 1)' },
-  'head-dim': { kind: 'int', description: 'head dim (default 64)' },
-  'chunk-size': { kind: 'int', description: 'DCA chunk size C (default 3/8 of the sequence)' },
-  'local-window': { kind: 'int', description: 'DCA local window W (default 1/16 of the sequence)' },
-  dtype: { kind: 'string', choices: ['f32', 'f16'], description: 'storage precision (default f32)' },
-  repeats: { kind: 'int', description: 'timed runs per kernel (default 5)' },
+export const benchFlags: Record<string, FlagSpec> = {
+  backend: { kind: 'string', choices: ['wgsl'], default: 'wgsl', description: 'backend to time (the CUDA benchmark runs on a GPU machine: bench/cuda-h200.sh)' },
+  'seq-len': { kind: 'int', default: 1024, description: 'Sq = Sk' },
+  batch: { kind: 'int', default: 1, description: 'batch' },
+  heads: { kind: 'int', default: 4, description: 'query heads' },
+  'kv-heads': { kind: 'int', default: 1, description: 'key/value heads' },
+  'head-dim': { kind: 'int', default: 64, description: 'head dim' },
+  'chunk-size': { kind: 'int', defaultText: '⌊3·seq-len/8⌋, at least 2', description: 'DCA chunk size C' },
+  'local-window': { kind: 'int', defaultText: '⌊seq-len/16⌋', description: 'DCA local window W' },
+  dtype: { kind: 'string', choices: ['f32', 'f16'], default: 'f32', description: 'storage precision' },
+  repeats: { kind: 'int', default: 5, description: 'timed runs per kernel' },
 };
-
-export const benchHelp = 'dcagen bench --backend wgsl [--seq-len N] [--heads H] [--kv-heads H] [--head-dim D] [--chunk-size C --local-window W] [--repeats R]';
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -32,15 +30,15 @@ const median = (xs: readonly number[]): number => {
 };
 
 export async function benchCommand(argv: readonly string[], io: CommandIo): Promise<number> {
-  const parsed = parseFlags(argv, flags, 'bench');
-  const backend = parsed.string('backend') ?? 'wgsl';
-  const seqLen = parsed.number('seq-len') ?? 1024;
-  const batch = parsed.number('batch') ?? 1;
-  const heads = parsed.number('heads') ?? 4;
-  const kvHeads = parsed.number('kv-heads') ?? 1;
-  const headDim = parsed.number('head-dim') ?? 64;
-  const repeats = parsed.number('repeats') ?? 5;
-  const dtype = (parsed.string('dtype') ?? 'f32') as 'f32' | 'f16';
+  const parsed = parseFlags(argv, benchFlags, 'bench');
+  const backend = parsed.requireString('backend');
+  const seqLen = parsed.requireNumber('seq-len');
+  const batch = parsed.requireNumber('batch');
+  const heads = parsed.requireNumber('heads');
+  const kvHeads = parsed.requireNumber('kv-heads');
+  const headDim = parsed.requireNumber('head-dim');
+  const repeats = parsed.requireNumber('repeats');
+  const dtype = parsed.requireString('dtype') as 'f32' | 'f16';
   if (seqLen < 1 || heads < 1 || kvHeads < 1 || heads % kvHeads !== 0 || repeats < 1) throw new UsageError('shape flags must be positive and heads a multiple of kv-heads');
   const chunkSize = parsed.number('chunk-size') ?? Math.max(2, Math.floor((3 * seqLen) / 8));
   const localWindow = parsed.number('local-window') ?? Math.floor(seqLen / 16);

@@ -11,26 +11,23 @@ import { parseFlags, type FlagSpec } from '../args.js';
 import { attentionFlags, attentionSettings, compileSelectedPattern, patternParamFlags, patternSelectionFlags, selectPattern } from '../pattern-options.js';
 import type { CommandIo } from './io.js';
 
-const flags: Record<string, FlagSpec> = {
-  backend: { kind: 'string', choices: ['wgsl', 'cuda', 'metal'], description: 'kernel language' },
+export const emitFlags: Record<string, FlagSpec> = {
+  backend: { kind: 'string', choices: ['wgsl', 'cuda', 'metal'], required: true, description: 'kernel language' },
   ...patternSelectionFlags,
   ...attentionFlags,
-  'head-dim': { kind: 'int', description: 'head dimension D' },
-  dtype: { kind: 'string', choices: ['f32', 'f16', 'bf16'], description: 'storage precision (default f32)' },
-  variant: { kind: 'string', choices: ['fused', 'three-pass'], description: 'fused single pass (default) or the three-pass baseline' },
+  'head-dim': { kind: 'int', required: 'unless --hf-config gives it', description: 'head dimension D' },
+  dtype: { kind: 'string', choices: ['f32', 'f16', 'bf16'], default: 'f32', description: 'storage precision (bf16: cuda only)' },
+  variant: { kind: 'string', choices: ['fused', 'three-pass'], default: 'fused', description: 'the fused single pass, or the three-pass baseline' },
   'pre-rotated-keys': { kind: 'boolean', description: 'keys arrive rotated at their key position (rotated KV cache)' },
-  'block-q': { kind: 'int', description: 'query rows per tile' },
-  'block-k': { kind: 'int', description: 'keys per K/V tile' },
-  'out-dir': { kind: 'string', description: 'output folder (also -o)' },
+  'block-q': { kind: 'int', defaultText: "the backend's, for the head dim and dtype", description: 'query rows per tile' },
+  'block-k': { kind: 'int', defaultText: "the backend's, for the head dim and dtype", description: 'keys per K/V tile' },
+  'out-dir': { kind: 'string', alias: '-o', value: 'DIR', required: true, description: 'output folder (created if missing)' },
   report: { kind: 'boolean', description: 'cuda: compile for sm_80 and sm_90 and print ptxas registers, shared memory, spills' },
 };
 
-export const emitHelp = 'dcagen emit --backend wgsl|cuda|metal --pattern P [params] --head-dim D --dtype f32|f16|bf16 -o DIR [--variant fused|three-pass]';
-
 export async function emitCommand(argv: readonly string[], io: CommandIo): Promise<number> {
-  const args = argv.map((a) => (a === '-o' ? '--out-dir' : a));
-  const selection = await selectPattern(args);
-  const parsed = parseFlags(args, { ...flags, ...patternParamFlags(selection.definition) }, 'emit');
+  const selection = await selectPattern(argv);
+  const parsed = parseFlags(argv, { ...emitFlags, ...patternParamFlags(selection.definition) }, 'emit');
   const pattern = compileSelectedPattern(selection, parsed);
   const settings = attentionSettings(selection, parsed);
   const backend = parsed.requireString('backend');
@@ -46,14 +43,14 @@ export async function emitCommand(argv: readonly string[], io: CommandIo): Promi
       pattern,
       config: {
         headDim,
-        dtype: (parsed.string('dtype') ?? 'f32') as KernelDType,
+        dtype: parsed.requireString('dtype') as KernelDType,
         ropeStyle: settings.rope.style,
         ...(settings.rope.rotaryDim !== undefined ? { rotaryDim: settings.rope.rotaryDim } : {}),
         preRotatedKeys: parsed.boolean('pre-rotated-keys'),
         ...(blockQ !== undefined ? { blockQ } : {}),
         ...(blockK !== undefined ? { blockK } : {}),
       },
-      variant: (parsed.string('variant') ?? 'fused') as KernelVariant,
+      variant: parsed.requireString('variant') as KernelVariant,
       command,
     });
   } catch (err) {
@@ -75,7 +72,7 @@ export async function emitCommand(argv: readonly string[], io: CommandIo): Promi
     const { planKernel } = await import('../../plan/kernel-plan.js');
     const { cudaKernelConfig } = await import('../../backends/cuda/emit.js');
     const cu = paths.find((p) => p.endsWith('.cu'))!;
-    const plan = planKernel(pattern, cudaKernelConfig({ headDim, dtype: (parsed.string('dtype') ?? 'f32') as KernelDType, ropeStyle: settings.rope.style }));
+    const plan = planKernel(pattern, cudaKernelConfig({ headDim, dtype: parsed.requireString('dtype') as KernelDType, ropeStyle: settings.rope.style }));
     io.stdout(formatReport(await ptxasReport(cu, outDir), cudaSharedMemoryBytes(plan)));
   }
   return 0;

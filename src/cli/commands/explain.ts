@@ -7,18 +7,17 @@ import { parseFlags, type FlagSpec } from '../args.js';
 import { compileSelectedPattern, patternParamFlags, patternSelectionFlags, selectPattern } from '../pattern-options.js';
 import type { CommandIo } from './io.js';
 
-const flags: Record<string, FlagSpec> = {
+export const explainFlags: Record<string, FlagSpec> = {
   ...patternSelectionFlags,
-  'seq-len': { kind: 'int', description: 'number of tokens to show (rows and columns)' },
+  'seq-len': { kind: 'int', required: true, description: 'number of tokens to show (rows and columns), 1 to 4096' },
   json: { kind: 'boolean', description: 'print {"relative": [[...]], "region": [[...]]} instead of text' },
-  svg: { kind: 'string', description: 'also write an SVG heatmap to FILE' },
+  svg: { kind: 'string', value: 'FILE', defaultText: 'none', description: 'also write an SVG heatmap to FILE' },
+  'rope-theta': { kind: 'number', defaultText: 'none', description: 'accepted and ignored (positions do not depend on θ), so run/emit flags can be reused' },
 };
-
-export const explainHelp = 'dcagen explain --pattern P [params] --seq-len N [--json] [--svg FILE]';
 
 export async function explainCommand(argv: readonly string[], io: CommandIo): Promise<number> {
   const selection = await selectPattern(argv);
-  const parsed = parseFlags(argv, { ...flags, ...patternParamFlags(selection.definition), 'rope-theta': { kind: 'number', description: 'ignored by explain' } }, 'explain');
+  const parsed = parseFlags(argv, { ...explainFlags, ...patternParamFlags(selection.definition) }, 'explain');
   const pattern = compileSelectedPattern(selection, parsed);
   const seqLen = parsed.requireNumber('seq-len');
   if (seqLen < 1 || seqLen > 4096) throw new UsageError(`--seq-len must be between 1 and 4096, got ${seqLen}`);

@@ -6,13 +6,15 @@ import { dirname, join } from 'node:path';
 import { packageRoot } from '../../backends/template.js';
 import { canonicalFiles, generatedDrift } from '../../generated.js';
 import { writeFilesAtomic } from '../../io/atomic-write.js';
-import { parseFlags } from '../args.js';
+import { parseFlags, type FlagSpec } from '../args.js';
 import type { CommandIo } from './io.js';
 
-export const generateHelp = 'dcagen generate [--check]';
+export const generateFlags: Record<string, FlagSpec> = {
+  check: { kind: 'boolean', description: 'write nothing: list the files that differ from the compiler and exit 1 if any' },
+};
 
 export async function generateCommand(argv: readonly string[], io: CommandIo): Promise<number> {
-  const parsed = parseFlags(argv, { check: { kind: 'boolean', description: 'only report drift' } }, 'generate');
+  const parsed = parseFlags(argv, generateFlags, 'generate');
   const root = join(packageRoot(), 'generated');
   if (parsed.boolean('check')) {
     const drifted = await generatedDrift(root);

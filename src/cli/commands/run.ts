@@ -14,30 +14,28 @@ import { parseFlags, type FlagSpec } from '../args.js';
 import { attentionFlags, attentionSettings, compileSelectedPattern, patternParamFlags, patternSelectionFlags, selectPattern } from '../pattern-options.js';
 import type { CommandIo } from './io.js';
 
-const flags: Record<string, FlagSpec> = {
-  backend: { kind: 'string', choices: backendNames, description: 'where to run (default reference)' },
+export const runFlags: Record<string, FlagSpec> = {
+  backend: { kind: 'string', choices: backendNames, default: 'reference', description: 'where to run' },
   ...patternSelectionFlags,
   ...attentionFlags,
-  q: { kind: 'string', description: 'queries .npy, shape (batch, Sq, Hq, D)' },
-  k: { kind: 'string', description: 'keys .npy, shape (batch, Sk, Hk, D)' },
-  v: { kind: 'string', description: 'values .npy, shape (batch, Sk, Hk, D)' },
-  out: { kind: 'string', description: 'output .npy (float32, shape of q)' },
-  lse: { kind: 'string', description: 'also write the log-sum-exp .npy (float32, (batch, Hq, Sq))' },
-  dtype: { kind: 'string', choices: ['f32', 'f16', 'bf16'], description: 'storage precision of q, k, v (default f32)' },
+  q: { kind: 'string', value: 'FILE', required: true, description: 'queries .npy, shape (batch, Sq, Hq, D)' },
+  k: { kind: 'string', value: 'FILE', description: 'keys .npy, shape (batch, Sk, Hk, D); required unless the call is paged (--k-cache)' },
+  v: { kind: 'string', value: 'FILE', description: 'values .npy, shape (batch, Sk, Hk, D); required unless the call is paged (--v-cache)' },
+  out: { kind: 'string', value: 'FILE', required: true, description: 'output .npy (float32, shape of q)' },
+  lse: { kind: 'string', value: 'FILE', defaultText: 'not written', description: 'also write the log-sum-exp .npy (float32, (batch, Hq, Sq))' },
+  dtype: { kind: 'string', choices: ['f32', 'f16', 'bf16'], default: 'f32', description: 'storage precision of q, k, v (inputs are rounded to it)' },
   emulate: { kind: 'boolean', description: 'cuda/metal: run the emitted source on the CPU emulation' },
   'pre-rotated-keys': { kind: 'boolean', description: 'k (or the k cache) is already rotated at its key position (rotated KV cache)' },
-  'k-cache': { kind: 'string', description: 'paged key cache .npy, shape (num_blocks, block_size, Hk, D); replaces --k' },
-  'v-cache': { kind: 'string', description: 'paged value cache .npy, shape like --k-cache; replaces --v' },
-  'block-table': { kind: 'string', description: 'int32 .npy (batch, max_blocks): physical block of each logical block' },
-  'seq-lens': { kind: 'string', description: 'int32 .npy (batch,): keys per sequence, each at least Sq' },
-  splits: { kind: 'int', description: 'force the number of key splits per query tile (default: chosen from the work)' },
+  'k-cache': { kind: 'string', value: 'FILE', description: 'paged key cache .npy, shape (num_blocks, block_size, Hk, D); replaces --k' },
+  'v-cache': { kind: 'string', value: 'FILE', description: 'paged value cache .npy, shape like --k-cache; replaces --v' },
+  'block-table': { kind: 'string', value: 'FILE', description: 'int32 .npy (batch, max_blocks): physical block of each logical block' },
+  'seq-lens': { kind: 'string', value: 'FILE', description: 'int32 .npy (batch,): keys per sequence, each at least Sq' },
+  splits: { kind: 'int', defaultText: 'chosen from the work and the adapter', description: 'force the number of key splits (wgsl kernels split keys across workgroups)' },
 };
-
-export const runHelp = 'dcagen run --backend reference|wgsl|cuda|metal --pattern P [params] --q q.npy --k k.npy --v v.npy --out o.npy [--lse lse.npy] [--dtype f32|f16|bf16]';
 
 export async function runCommand(argv: readonly string[], io: CommandIo): Promise<number> {
   const selection = await selectPattern(argv);
-  const parsed = parseFlags(argv, { ...flags, ...patternParamFlags(selection.definition) }, 'run');
+  const parsed = parseFlags(argv, { ...runFlags, ...patternParamFlags(selection.definition) }, 'run');
   const pattern = compileSelectedPattern(selection, parsed);
   const settings = attentionSettings(selection, parsed);
   const outPath = parsed.requireString('out');
@@ -60,10 +58,10 @@ export async function runCommand(argv: readonly string[], io: CommandIo): Promis
   } catch (err) {
     throw new UsageError(`--rotary-dim: ${(err as Error).message}`);
   }
-  const backend = (parsed.string('backend') ?? 'reference') as BackendName;
+  const backend = parsed.requireString('backend') as BackendName;
   const common = {
     pattern, ...settings,
-    dtype: (parsed.string('dtype') ?? 'f32') as StorageDType,
+    dtype: parsed.requireString('dtype') as StorageDType,
     emulate: parsed.boolean('emulate'),
     preRotatedKeys: parsed.boolean('pre-rotated-keys'),
     ...(splits !== undefined ? { splits } : {}),

@@ -9,16 +9,14 @@ import { UsageError } from '../../errors.js';
 import { parseFlags, type FlagSpec } from '../args.js';
 import type { CommandIo } from './io.js';
 
-const flags: Record<string, FlagSpec> = {
-  backend: { kind: 'string', choices: backendNames, description: 'backend to check' },
-  cases: { kind: 'int', description: 'number of cases (default 20; the first 11 are fixed edge cases)' },
-  seed: { kind: 'int', description: 'random seed (default 1)' },
+export const verifyFlags: Record<string, FlagSpec> = {
+  backend: { kind: 'string', choices: backendNames, required: true, description: 'backend to check' },
+  cases: { kind: 'int', default: 20, description: 'number of cases (the fixed edge cases come first, then random ones)' },
+  seed: { kind: 'int', default: 1, description: 'random seed' },
   emulate: { kind: 'boolean', description: 'cuda/metal: run on the CPU emulation' },
-  dtype: { kind: 'string', choices: ['f32', 'f16', 'bf16'], description: 'only this storage precision' },
-  'max-keys': { kind: 'int', description: 'largest sequence length drawn (default 160)' },
+  dtype: { kind: 'string', choices: ['f32', 'f16', 'bf16'], defaultText: 'every precision the backend supports', description: 'only this storage precision' },
+  'max-keys': { kind: 'int', default: 160, description: 'largest sequence length drawn' },
 };
-
-export const verifyHelp = 'dcagen verify --backend wgsl|cuda|metal [--cases N] [--seed S] [--emulate] [--dtype D]';
 
 /** Storage precisions and head dims each backend supports, for drawing cases. */
 export const backendCapabilities: Record<BackendName, { dtypes: StorageDType[]; headDims: number[] }> = {
@@ -51,17 +49,17 @@ export function formatSummary(results: readonly CaseResult[]): string {
 }
 
 export async function verifyCommand(argv: readonly string[], io: CommandIo): Promise<number> {
-  const parsed = parseFlags(argv, flags, 'verify');
+  const parsed = parseFlags(argv, verifyFlags, 'verify');
   const backend = parsed.requireString('backend') as BackendName;
-  const count = parsed.number('cases') ?? 20;
+  const count = parsed.requireNumber('cases');
   if (count < 1) throw new UsageError('--cases must be at least 1');
   const capabilities = backendCapabilities[backend];
   const only = parsed.string('dtype') as StorageDType | undefined;
   if (only !== undefined && !capabilities.dtypes.includes(only)) throw new UsageError(`backend ${backend} does not support --dtype ${only}`);
-  const cases = verifyCases(count, parsed.number('seed') ?? 1, {
+  const cases = verifyCases(count, parsed.requireNumber('seed'), {
     dtypes: only !== undefined ? [only] : capabilities.dtypes,
     headDims: capabilities.headDims,
-    maxKeys: parsed.number('max-keys') ?? 160,
+    maxKeys: parsed.requireNumber('max-keys'),
   });
   const results: CaseResult[] = [];
   for (const c of cases) {
