@@ -56,9 +56,9 @@ async function pagedFiles(lens: number[], queries: number, blockSize: number, se
 const DCA = ['--pattern', 'dca', '--chunk-size', '13', '--local-window', '4'];
 
 describe('dcagen run over a paged KV cache', () => {
-  it('matches the dense reference per sequence (reference backend, block size 8, shuffled blocks)', async () => {
+  it.each(['reference', 'wgsl'])('matches the dense reference per sequence (%s backend, block size 8, shuffled blocks)', async (backend) => {
     const f = await pagedFiles([45, 30, 17], 3, 8, 21);
-    const r = await dcagen(['run', '--backend', 'reference', ...DCA, ...f.args]);
+    const r = await dcagen(['run', '--backend', backend, ...DCA, ...f.args]);
     expect(r.exitCode, r.stderr).toBe(0);
     const out = decodeNpy(await readFile(join(f.dir, 'o.npy')));
     const lse = decodeNpy(await readFile(join(f.dir, 'l.npy')));
@@ -68,8 +68,10 @@ describe('dcagen run over a paged KV cache', () => {
     f.ks.forEach((k, b) => {
       const qb = { shape: [1, sq, hq, d], data: f.q.data.subarray(b * sq * hq * d, (b + 1) * sq * hq * d) };
       const expected = referenceAttention(qb, k, f.vs[b]!, { pattern, rope });
-      expect(maxAbsDiff(expected.out.data, out.data.subarray(b * sq * hq * d, (b + 1) * sq * hq * d))).toBeLessThan(1e-6);
-      expect(maxAbsDiff(expected.lse.data, lse.data.subarray(b * hq * sq, (b + 1) * hq * sq))).toBeLessThan(1e-5);
+      // The reference is exact up to its f32 output file; a kernel within the f32 tolerance.
+      const tolerance = backend === 'reference' ? 1e-5 : 2e-4;
+      expect(maxAbsDiff(expected.out.data, out.data.subarray(b * sq * hq * d, (b + 1) * sq * hq * d))).toBeLessThan(tolerance);
+      expect(maxAbsDiff(expected.lse.data, lse.data.subarray(b * hq * sq, (b + 1) * hq * sq))).toBeLessThan(tolerance);
     });
   });
 

@@ -91,3 +91,77 @@ export interface Attention {
 }
 
 export declare function createAttention(device: GPUDevice, options?: AttentionOptions): Promise<Attention>;
+
+export interface PagedAttentionShape {
+  batch: number;
+  queries: number;
+  queryHeads: number;
+  keyHeads: number;
+  /** Rows per cache block, a power of two. */
+  blockSize: number;
+  /** Columns of the block table. */
+  maxBlocks: number;
+  /** The largest entry of seqLens. */
+  maxSeqLen: number;
+}
+
+export interface PagedAttentionBuffers {
+  q: GPUBuffer;
+  /** (numBlocks, blockSize, keyHeads, headDim), storage type. */
+  kCache: GPUBuffer;
+  vCache: GPUBuffer;
+  /** int32 (batch, maxBlocks). */
+  blockTable: GPUBuffer;
+  /** int32 (batch,). */
+  seqLens: GPUBuffer;
+  out: GPUBuffer;
+  lse: GPUBuffer;
+}
+
+export interface PagedAttentionOptions extends AttentionOptions {
+  /** The cache holds raw keys, rotated on load (default: keys rotated by createCacheAppend). */
+  rawKeys?: boolean;
+}
+
+export interface PagedAttention {
+  readonly config: typeof config;
+  readonly elementBytes: number;
+  readonly loopCapped: boolean;
+  readonly subgroups: boolean;
+  splitPlan(shape: PagedAttentionShape): SplitPlan;
+  encode(encoder: GPUCommandEncoder, buffers: PagedAttentionBuffers, shape: PagedAttentionShape): GPUBuffer;
+  run(buffers: PagedAttentionBuffers, shape: PagedAttentionShape): Promise<void>;
+}
+
+export declare function createPagedAttention(device: GPUDevice, options?: PagedAttentionOptions): Promise<PagedAttention>;
+
+export interface CacheAppendShape {
+  tokens: number;
+  keyHeads: number;
+  numBlocks: number;
+  blockSize: number;
+  /** The largest sequence position written (not needed when the pattern bounds key positions). */
+  maxPosition?: number;
+}
+
+export interface CacheAppendBuffers {
+  /** (tokens, keyHeads, headDim) raw keys and values, storage type. */
+  k: GPUBuffer;
+  v: GPUBuffer;
+  /** int32 (tokens,) sequence positions. */
+  positions: GPUBuffer;
+  /** int32 (tokens,) block × blockSize + row; negative: skip (padding). */
+  slotMapping: GPUBuffer;
+  /** uint32 (tokens,) sequence length n for Qwen's key factor s(n); needed with originalMaxPosition. */
+  lengths?: GPUBuffer;
+  kCache: GPUBuffer;
+  vCache: GPUBuffer;
+}
+
+export interface CacheAppend {
+  readonly config: typeof config;
+  encode(encoder: GPUCommandEncoder, buffers: CacheAppendBuffers, shape: CacheAppendShape): GPUBuffer;
+  run(buffers: CacheAppendBuffers, shape: CacheAppendShape): Promise<void>;
+}
+
+export declare function createCacheAppend(device: GPUDevice, options?: { ropeTheta?: number; originalMaxPosition?: number }): Promise<CacheAppend>;

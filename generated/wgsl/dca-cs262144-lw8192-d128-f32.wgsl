@@ -29,7 +29,7 @@ const DIRECT_OUTPUT: bool = true; // with one split, write the output itself (fu
 // ---- Shared by the attention (prefill and decode) and merge kernels ----
 const MASKED_SCORE: f32 = -3.0e38;   // score of a key a row must not see; finite, so exp() gives 0
 
-// Call parameters, written by the launcher (48 bytes).
+// Call parameters, written by the launcher (64 bytes).
 struct AttentionParams {
   batch: u32,
   queries: u32,
@@ -37,11 +37,16 @@ struct AttentionParams {
   query_heads: u32,
   key_heads: u32,
   rope_coarse_rows: u32,
-  logit_scale: f32,   // softmax scale × Qwen temperature², computed by the launcher
+  logit_scale: f32,   // softmax scale (× Qwen temperature² for contiguous keys), computed by the launcher
   splits: u32,        // key ranges per (query tile, head, batch), or per (KV head, batch) in decode
   split_keys: u32,    // keys per split: a multiple of BLOCK_K (prefill) or of the lanes per row (decode)
   partials: u32,      // partial results per row: passes × splits
   group_rows: u32,    // decode: rows (query head × query) per workgroup, a power of two
+  // Paged K/V only (see sequence_keys, kv_row_base):
+  max_blocks: u32,             // block-table columns
+  block_shift: u32,            // log2(block size)
+  original_max_position: u32,  // Qwen temperature c_orig, applied per sequence; 0: none
+  raw_keys: u32,               // 1: the cache holds raw keys (rotated on load); 0: pre-rotated keys
   reserved: u32,
 }
 
@@ -79,8 +84,6 @@ const CHUNK_LENGTH: i32 = 253952; // derived parameter chunkLength
 
 @group(0) @binding(0) var<uniform> params: AttentionParams;
 @group(0) @binding(1) var<storage, read> q: array<f32>;        // (batch, queries, query_heads, HEAD_DIM)
-@group(0) @binding(2) var<storage, read> k: array<f32>;        // (batch, keys, key_heads, HEAD_DIM)
-@group(0) @binding(3) var<storage, read> v: array<f32>;        // (batch, keys, key_heads, HEAD_DIM)
 @group(0) @binding(4) var<storage, read> rope: array<vec2<f32>>;       // (cos, sin): fine rows, then coarse rows
 @group(0) @binding(5) var<storage, read_write> out: array<f32>; // like q
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;          // (batch, query_heads, queries), natural log
@@ -150,7 +153,19 @@ fn value4(base: u32, d4: u32) -> vec4<f32> {
   return vec4<f32>(f32(v[d]), f32(v[d + 1u]), f32(v[d + 2u]), f32(v[d + 3u]));
 }
 
-// Element index of key j's first element in k and v: contiguous (batch, keys, key_heads, HEAD_DIM).
+// Contiguous K/V: (batch, keys, key_heads, HEAD_DIM), one key count for the call.
+@group(0) @binding(2) var<storage, read> k: array<f32>;        // (batch, keys, key_heads, HEAD_DIM)
+@group(0) @binding(3) var<storage, read> v: array<f32>;        // (batch, keys, key_heads, HEAD_DIM)
+
+fn sequence_keys(batch: u32) -> u32 {
+  return params.keys;
+}
+
+fn sequence_logit_scale(batch: u32) -> f32 {
+  return params.logit_scale;   // the launcher folded in the Qwen temperature for the call
+}
+
+// Element index of key j's first element in k and v.
 fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {
   return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;
 }
@@ -198,7 +213,9 @@ fn dca_cs262144_lw8192_d128_f32(@builtin(workgroup_id) tile: vec3<u32>, @builtin
   let batch = tile.z / params.splits;
   let head = tile.y;
   let kv_head = head / (params.query_heads / params.key_heads);  // GQA: query heads share a KV head
-  let offset = i32(params.keys) - i32(params.queries);          // queries are the last Sq positions
+  let keys = sequence_keys(batch);
+  let logit_scale = sequence_logit_scale(batch);
+  let offset = i32(keys) - i32(params.queries);          // queries are the last Sq positions
   let row = tile.x * BLOCK_Q + lid;
   let row_in_range = row < params.queries;
   let safe_row = min(row, params.queries - 1u);                  // tail rows compute a copy, store nothing
@@ -231,7 +248,7 @@ fn dca_cs262144_lw8192_d128_f32(@builtin(workgroup_id) tile: vec3<u32>, @builtin
           let d4 = e % HEAD_VEC4;
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
-          if (j < i32(params.keys)) {
+          if (j < i32(keys)) {
             let at = kv_row_base(batch, u32(j), kv_head);
             k_value = rotated_key4(at, d4, key_position(j));
             v_value = value4(at, d4);
@@ -248,7 +265,7 @@ fn dca_cs262144_lw8192_d128_f32(@builtin(workgroup_id) tile: vec3<u32>, @builtin
           for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
             s += dot(q_rot[d4], k_tile[jj * HEAD_VEC4 + d4]);
           }
-          s *= params.logit_scale;
+          s *= logit_scale;
           if (!unmasked && !visible_inter(i, key_tile + i32(jj))) {
             s = MASKED_SCORE;
           }
@@ -295,7 +312,7 @@ fn dca_cs262144_lw8192_d128_f32(@builtin(workgroup_id) tile: vec3<u32>, @builtin
           let d4 = e % HEAD_VEC4;
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
-          if (j < i32(params.keys)) {
+          if (j < i32(keys)) {
             let at = kv_row_base(batch, u32(j), kv_head);
             k_value = rotated_key4(at, d4, key_position(j));
             v_value = value4(at, d4);
@@ -312,7 +329,7 @@ fn dca_cs262144_lw8192_d128_f32(@builtin(workgroup_id) tile: vec3<u32>, @builtin
           for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
             s += dot(q_rot[d4], k_tile[jj * HEAD_VEC4 + d4]);
           }
-          s *= params.logit_scale;
+          s *= logit_scale;
           if (!unmasked && !visible_successive(i, key_tile + i32(jj))) {
             s = MASKED_SCORE;
           }
@@ -359,7 +376,7 @@ fn dca_cs262144_lw8192_d128_f32(@builtin(workgroup_id) tile: vec3<u32>, @builtin
           let d4 = e % HEAD_VEC4;
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
-          if (j < i32(params.keys)) {
+          if (j < i32(keys)) {
             let at = kv_row_base(batch, u32(j), kv_head);
             k_value = rotated_key4(at, d4, key_position(j));
             v_value = value4(at, d4);
@@ -376,7 +393,7 @@ fn dca_cs262144_lw8192_d128_f32(@builtin(workgroup_id) tile: vec3<u32>, @builtin
           for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
             s += dot(q_rot[d4], k_tile[jj * HEAD_VEC4 + d4]);
           }
-          s *= params.logit_scale;
+          s *= logit_scale;
           if (!unmasked && !visible_intra(i, key_tile + i32(jj))) {
             s = MASKED_SCORE;
           }

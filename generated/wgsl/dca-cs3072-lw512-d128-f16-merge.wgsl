@@ -14,7 +14,7 @@ const HEAD_VEC4: u32 = 32u;
 // ---- Shared by the attention (prefill and decode) and merge kernels ----
 const MASKED_SCORE: f32 = -3.0e38;   // score of a key a row must not see; finite, so exp() gives 0
 
-// Call parameters, written by the launcher (48 bytes).
+// Call parameters, written by the launcher (64 bytes).
 struct AttentionParams {
   batch: u32,
   queries: u32,
@@ -22,11 +22,16 @@ struct AttentionParams {
   query_heads: u32,
   key_heads: u32,
   rope_coarse_rows: u32,
-  logit_scale: f32,   // softmax scale × Qwen temperature², computed by the launcher
+  logit_scale: f32,   // softmax scale (× Qwen temperature² for contiguous keys), computed by the launcher
   splits: u32,        // key ranges per (query tile, head, batch), or per (KV head, batch) in decode
   split_keys: u32,    // keys per split: a multiple of BLOCK_K (prefill) or of the lanes per row (decode)
   partials: u32,      // partial results per row: passes × splits
   group_rows: u32,    // decode: rows (query head × query) per workgroup, a power of two
+  // Paged K/V only (see sequence_keys, kv_row_base):
+  max_blocks: u32,             // block-table columns
+  block_shift: u32,            // log2(block size)
+  original_max_position: u32,  // Qwen temperature c_orig, applied per sequence; 0: none
+  raw_keys: u32,               // 1: the cache holds raw keys (rotated on load); 0: pre-rotated keys
   reserved: u32,
 }
 

@@ -35,7 +35,7 @@ const COMBINE_CHUNK: u32 = 12u;   // HEAD_VEC4 elements per lane combined per ro
 // ---- Shared by the attention (prefill and decode) and merge kernels ----
 const MASKED_SCORE: f32 = -3.0e38;   // score of a key a row must not see; finite, so exp() gives 0
 
-// Call parameters, written by the launcher (48 bytes).
+// Call parameters, written by the launcher (64 bytes).
 struct AttentionParams {
   batch: u32,
   queries: u32,
@@ -43,11 +43,16 @@ struct AttentionParams {
   query_heads: u32,
   key_heads: u32,
   rope_coarse_rows: u32,
-  logit_scale: f32,   // softmax scale × Qwen temperature², computed by the launcher
+  logit_scale: f32,   // softmax scale (× Qwen temperature² for contiguous keys), computed by the launcher
   splits: u32,        // key ranges per (query tile, head, batch), or per (KV head, batch) in decode
   split_keys: u32,    // keys per split: a multiple of BLOCK_K (prefill) or of the lanes per row (decode)
   partials: u32,      // partial results per row: passes × splits
   group_rows: u32,    // decode: rows (query head × query) per workgroup, a power of two
+  // Paged K/V only (see sequence_keys, kv_row_base):
+  max_blocks: u32,             // block-table columns
+  block_shift: u32,            // log2(block size)
+  original_max_position: u32,  // Qwen temperature c_orig, applied per sequence; 0: none
+  raw_keys: u32,               // 1: the cache holds raw keys (rotated on load); 0: pre-rotated keys
   reserved: u32,
 }
 
@@ -85,8 +90,6 @@ const CHUNK_LENGTH: i32 = 2560; // derived parameter chunkLength
 
 @group(0) @binding(0) var<uniform> params: AttentionParams;
 @group(0) @binding(1) var<storage, read> q: array<f32>;        // (batch, queries, query_heads, HEAD_DIM)
-@group(0) @binding(2) var<storage, read> k: array<f32>;        // (batch, keys, key_heads, HEAD_DIM)
-@group(0) @binding(3) var<storage, read> v: array<f32>;        // (batch, keys, key_heads, HEAD_DIM)
 @group(0) @binding(4) var<storage, read> rope: array<vec2<f32>>;       // (cos, sin): fine rows, then coarse rows
 @group(0) @binding(5) var<storage, read_write> out: array<f32>; // like q
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;          // (batch, query_heads, queries), natural log
@@ -156,7 +159,19 @@ fn value4(base: u32, d4: u32) -> vec4<f32> {
   return vec4<f32>(f32(v[d]), f32(v[d + 1u]), f32(v[d + 2u]), f32(v[d + 3u]));
 }
 
-// Element index of key j's first element in k and v: contiguous (batch, keys, key_heads, HEAD_DIM).
+// Contiguous K/V: (batch, keys, key_heads, HEAD_DIM), one key count for the call.
+@group(0) @binding(2) var<storage, read> k: array<f32>;        // (batch, keys, key_heads, HEAD_DIM)
+@group(0) @binding(3) var<storage, read> v: array<f32>;        // (batch, keys, key_heads, HEAD_DIM)
+
+fn sequence_keys(batch: u32) -> u32 {
+  return params.keys;
+}
+
+fn sequence_logit_scale(batch: u32) -> f32 {
+  return params.logit_scale;   // the launcher folded in the Qwen temperature for the call
+}
+
+// Element index of key j's first element in k and v.
 fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {
   return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;
 }
@@ -292,9 +307,11 @@ fn dca_cs3072_lw512_d128_f32_decode(@builtin(workgroup_id) group: vec3<u32>, @bu
   let kv_head = group.y / row_blocks;
   let first_row = (group.y % row_blocks) * group_rows;
   let row_lanes = WORKGROUP / group_rows;
-  let offset = i32(params.keys) - i32(params.queries);            // queries are the last Sq positions
+  let keys = sequence_keys(batch);
+  let logit_scale = sequence_logit_scale(batch);
+  let offset = i32(keys) - i32(params.queries);            // queries are the last Sq positions
   let split_first = i32(split * params.split_keys);
-  let split_last = min(split_first + i32(params.split_keys), i32(params.keys)) - 1;
+  let split_last = min(split_first + i32(params.split_keys), i32(keys)) - 1;
 
   // Rotate every row's query at each region's query position, once.
   for (var e = lid; e < group_rows * REGIONS * HEAD_VEC4; e += WORKGROUP) {
@@ -333,7 +350,7 @@ fn dca_cs3072_lw512_d128_f32_decode(@builtin(workgroup_id) group: vec3<u32>, @bu
     for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
       s += dot(rows_memory[q_at + d4], rotated_key4(at, d4, key_at));
     }
-    s *= params.logit_scale;
+    s *= logit_scale;
     // Online softmax, one key at a time: alpha rescales what came before (0 before the first key).
     let m_new = max(state.m, s);
     let alpha = exp(state.m - m_new);

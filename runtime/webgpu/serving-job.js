@@ -15,3 +15,23 @@ export async function runCacheAppendJob(device, args, io) {
   for (const b of Object.values(buffers)) b.destroy();
   return {};
 }
+
+/** Attention of q over a paged cache: the emitted launcher's createPagedAttention, once. */
+export async function runPagedAttentionJob(device, args, io) {
+  const launcher = await import(new URL(`file://${args.launcher}`).href);
+  const attention = await launcher.createPagedAttention(device, args.options ?? {});
+  const names = ['q', 'kCache', 'vCache', 'blockTable', 'seqLens'];
+  const buffers = Object.fromEntries(await Promise.all(names.map(async (name) => [name, await uploadFile(device, io, args.inputs[name])])));
+  const { batch, queries, queryHeads } = args.shape;
+  const outBytes = batch * queries * queryHeads * args.headDim * attention.elementBytes;
+  const lseBytes = batch * queryHeads * queries * 4;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
+  buffers.out = device.createBuffer({ size: Math.max(16, Math.ceil(outBytes / 4) * 4), usage });
+  buffers.lse = device.createBuffer({ size: Math.max(16, lseBytes), usage });
+  await attention.run(buffers, args.shape);
+  await io.writeFile(args.outputs.out, await readBack(device, buffers.out, outBytes));
+  await io.writeFile(args.outputs.lse, await readBack(device, buffers.lse, lseBytes));
+  const split = attention.splitPlan(args.shape);
+  for (const b of Object.values(buffers)) b.destroy();
+  return { split: { ...split, loopCapped: attention.loopCapped, subgroups: attention.subgroups } };
+}

@@ -16,6 +16,13 @@ import type { RopeStyle } from '../reference/rope.js';
 
 export type KernelDType = 'f32' | 'f16' | 'bf16';
 
+/**
+ * How a kernel finds key j of sequence b: `contiguous` (batch, keys, key_heads, D) tensors with one
+ * key count for the call, or `paged`: a KV cache of fixed-size blocks addressed through a block
+ * table, each sequence with its own length (DESIGN.md §5).
+ */
+export type KvLayout = 'contiguous' | 'paged';
+
 export interface KernelConfig {
   readonly headDim: number;
   readonly dtype: KernelDType;
@@ -28,6 +35,8 @@ export interface KernelConfig {
   readonly blockK: number;
   /** Keys are stored already rotated at the pattern's key position (rotated KV cache). */
   readonly preRotatedKeys: boolean;
+  /** K/V addressing; contiguous when absent. */
+  readonly kvLayout?: KvLayout;
 }
 
 export interface RegionPlan {

@@ -6,8 +6,6 @@
 
 @group(0) @binding(0) var<uniform> params: AttentionParams;
 @group(0) @binding(1) var<storage, read> q: array<{{storage}}>;        // (batch, queries, query_heads, HEAD_DIM)
-@group(0) @binding(2) var<storage, read> k: array<{{storage}}>;        // (batch, keys, key_heads, HEAD_DIM)
-@group(0) @binding(3) var<storage, read> v: array<{{storage}}>;        // (batch, keys, key_heads, HEAD_DIM)
 @group(0) @binding(4) var<storage, read> rope: array<vec2<f32>>;       // (cos, sin): fine rows, then coarse rows
 @group(0) @binding(5) var<storage, read_write> out: array<{{storage}}>; // like q
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;          // (batch, query_heads, queries), natural log
@@ -56,7 +54,7 @@ fn value4(base: u32, d4: u32) -> vec4<f32> {
   return vec4<f32>(f32(v[d]), f32(v[d + 1u]), f32(v[d + 2u]), f32(v[d + 3u]));
 }
 
-{{kvRowBase}}
+{{kvAddressing}}
 
 // ---- Positions and key ranges, rendered from the pattern ----
 {{positionFunctions}}

@@ -38,7 +38,9 @@ fn {{entryPoint}}(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invocat
   let batch = tile.z / params.splits;
   let head = tile.y;
   let kv_head = head / (params.query_heads / params.key_heads);  // GQA: query heads share a KV head
-  let offset = i32(params.keys) - i32(params.queries);          // queries are the last Sq positions
+  let keys = sequence_keys(batch);
+  let logit_scale = sequence_logit_scale(batch);
+  let offset = i32(keys) - i32(params.queries);          // queries are the last Sq positions
   let row = tile.x * BLOCK_Q + lid;
   let row_in_range = row < params.queries;
   let safe_row = min(row, params.queries - 1u);                  // tail rows compute a copy, store nothing

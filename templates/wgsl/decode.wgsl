@@ -61,9 +61,11 @@ fn {{entryPoint}}(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoca
   let kv_head = group.y / row_blocks;
   let first_row = (group.y % row_blocks) * group_rows;
   let row_lanes = WORKGROUP / group_rows;
-  let offset = i32(params.keys) - i32(params.queries);            // queries are the last Sq positions
+  let keys = sequence_keys(batch);
+  let logit_scale = sequence_logit_scale(batch);
+  let offset = i32(keys) - i32(params.queries);            // queries are the last Sq positions
   let split_first = i32(split * params.split_keys);
-  let split_last = min(split_first + i32(params.split_keys), i32(params.keys)) - 1;
+  let split_last = min(split_first + i32(params.split_keys), i32(keys)) - 1;
 
   // Rotate every row's query at each region's query position, once.
   for (var e = lid; e < group_rows * REGIONS * HEAD_VEC4; e += WORKGROUP) {
@@ -102,7 +104,7 @@ fn {{entryPoint}}(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoca
     for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
       s += dot(rows_memory[q_at + d4], {{keyValue}});
     }
-    s *= params.logit_scale;
+    s *= logit_scale;
     // Online softmax, one key at a time: alpha rescales what came before (0 before the first key).
     let m_new = max(state.m, s);
     let alpha = exp(state.m - m_new);

@@ -23,8 +23,8 @@ export const config = {{config}};
 
 const KERNELS = {{kernels}};
 
-// The AttentionParams uniform (see the kernels' source): 12 words.
-const PARAMS_BYTES = 48;
+// The AttentionParams uniform (see the kernels' source): 16 words.
+const PARAMS_BYTES = 64;
 // Work-based split choice (flash-decoding): a call with fewer workgroups than this splits its keys
 // until it has about this many, but never below MIN_SPLIT_KEYS keys each.
 const TARGET_WORKGROUPS = 256;
@@ -163,13 +163,35 @@ function checkShape(shape) {
  * asynchronously, so a browser's main thread never waits on a shader compile during `run` and
  * compile errors surface at creation.
  */
-export async function createAttention(device, options = {}) {
+export function createAttention(device, options = {}) {
+  return attentionRunner(device, options, 'contiguous');
+}
+
+/**
+ * Attention over a paged KV cache (vLLM / FlashInfer layout), for serving: buffers { q, kCache,
+ * vCache, blockTable (int32, batch × maxBlocks), seqLens (int32, batch), out, lse }; shape { batch,
+ * queries, queryHeads, keyHeads, blockSize (a power of two), maxBlocks, maxSeqLen (the largest
+ * entry of seqLens) }. q holds the last `queries` positions of every sequence. The cache holds
+ * keys rotated by createCacheAppend unless options.rawKeys (then they are rotated on load). Qwen
+ * temperature (options.originalMaxPosition) follows engine semantics per sequence: s(n) on the
+ * query side, and s(n) again for raw keys. Other options as createAttention.
+ */
+export function createPagedAttention(device, options = {}) {
+  if (!options.rawKeys && !KERNELS.some((k) => k.kind === 'cache-append')) {
+    throw new Error(`pattern ${config.pattern} places keys at per-region positions, so its cache holds raw keys: pass rawKeys: true`);
+  }
+  return attentionRunner(device, options, 'paged');
+}
+
+async function attentionRunner(device, options, layout) {
+  const paged = layout === 'paged';
   const ropeTheta = options.ropeTheta ?? 10000;
   const loopCapped = options.loopCapped ?? isLoopCappedAdapter(device.adapterInfo);
   const subgroups = (options.subgroups ?? true) && device.features.has('subgroups');
   if (options.kind !== undefined) kernelKind({ queries: 1 }, options.kind); // reject a bad kind now
-  const prefillKernels = KERNELS.filter((k) => k.kind === 'attention');
-  const decodeKernel = KERNELS.find((k) => k.kind === 'decode' && k.subgroups === subgroups);
+  const prefillKernels = KERNELS.filter((k) => k.kind === 'attention' && k.layout === layout);
+  if (prefillKernels.length === 0) throw new Error(`kernel set ${config.name} (${config.variant}) has no ${layout} attention kernels`);
+  const decodeKernel = KERNELS.find((k) => k.kind === 'decode' && k.layout === layout && k.subgroups === subgroups);
   const mergeKernel = KERNELS.find((k) => k.kind === 'merge');
   const wanted = [...prefillKernels, mergeKernel, ...(decodeKernel !== undefined && options.kind !== 'prefill' ? [decodeKernel] : [])];
   const compiled = new Map(await Promise.all(wanted.map(async (kernel) => {
@@ -180,6 +202,7 @@ export async function createAttention(device, options = {}) {
   const elementBytes = config.dtype === 'f16' ? 2 : 4;
   let rope;
   let workspace;
+  let kvIndex;
 
   const ropeBuffer = (keys) => {
     const wanted = maxPosition(keys);
@@ -205,11 +228,28 @@ export async function createAttention(device, options = {}) {
     return workspace;
   };
 
-  const planFor = (shape) => splitPlan(shape, { kind: options.kind, splits: options.splits, loopCapped });
+  // Paged calls: seq_lens and the block table side by side in one buffer (a kernel may bind at
+  // most 8 storage buffers by default), copied on the GPU at every call.
+  const kvIndexBuffer = (encoder, buffers, shape) => {
+    const bytes = 4 * shape.batch * (1 + shape.maxBlocks);
+    if (kvIndex === undefined || kvIndex.size < bytes) {
+      kvIndex?.destroy();
+      kvIndex = device.createBuffer({ label: 'dcagen seq lens + block table', size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    }
+    encoder.copyBufferToBuffer(buffers.seqLens, 0, kvIndex, 0, 4 * shape.batch);
+    encoder.copyBufferToBuffer(buffers.blockTable, 0, kvIndex, 4 * shape.batch, 4 * shape.batch * shape.maxBlocks);
+    return kvIndex;
+  };
 
-  function encode(encoder, buffers, shape) {
+  // The key count that sizes a call: the longest sequence of a paged call.
+  const callShape = (shape) => (paged ? { ...shape, keys: shape.maxSeqLen } : shape);
+  const planFor = (shape) => splitPlan(callShape(shape), { kind: options.kind, splits: options.splits, loopCapped });
+
+  function encode(encoder, buffers, givenShape) {
+    if (paged) checkPagedShape(givenShape);
+    const shape = callShape(givenShape);
     checkShape(shape);
-    const plan = planFor(shape);
+    const plan = planFor(givenShape);
     const { splitKeys, splits } = plan;
     const decode = plan.kind === 'decode';
     // Workgroups: prefill (query tile, query head, batch × splits + split); decode (split, KV head ×
@@ -230,24 +270,29 @@ export async function createAttention(device, options = {}) {
     const words = new ArrayBuffer(PARAMS_BYTES);
     const u32 = new Uint32Array(words);
     u32.set([shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads, table.coarseRows]);
-    new Float32Array(words, 24, 1)[0] = logitScale(shape.keys, options);
+    // Contiguous calls fold Qwen's temperature into the scale; paged kernels apply it per sequence.
+    new Float32Array(words, 24, 1)[0] = paged ? logitScale(shape.keys, { scale: options.scale }) : logitScale(shape.keys, options);
     u32.set([splits, splitKeys, partials, decode ? plan.groupRows : 0], 7);
+    if (paged) u32.set([shape.maxBlocks, Math.log2(shape.blockSize), options.originalMaxPosition ?? 0, options.rawKeys ? 1 : 0], 11);
     device.queue.writeBuffer(uniform, 0, words);
-    const bind = (pipeline, buffers) => device.createBindGroup({
+    const bind = (pipeline, entries) => device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      entries: entries.map(([binding, buffer]) => ({ binding, resource: { buffer } })),
     });
+    const inputs = paged
+      ? [[0, uniform], [1, buffers.q], [2, buffers.kCache], [3, buffers.vCache], [4, table.buffer], [5, buffers.out], [6, buffers.lse], [7, partial], [8, kvIndexBuffer(encoder, buffers, shape)]]
+      : [[0, uniform], [1, buffers.q], [2, buffers.k], [3, buffers.v], [4, table.buffer], [5, buffers.out], [6, buffers.lse], [7, partial]];
     const pass = encoder.beginComputePass({ label: config.name });
     for (const kernel of attentionKernels) {
       const attention = pipeline(kernel);
       pass.setPipeline(attention);
-      pass.setBindGroup(0, bind(attention, [uniform, buffers.q, buffers.k, buffers.v, table.buffer, buffers.out, buffers.lse, partial]));
+      pass.setBindGroup(0, bind(attention, inputs));
       pass.dispatchWorkgroups(...grid);
     }
     if (!direct) {
       const merge = pipeline(mergeKernel);
       pass.setPipeline(merge);
-      pass.setBindGroup(0, bind(merge, [uniform, partial, buffers.out, buffers.lse]));
+      pass.setBindGroup(0, bind(merge, [[0, uniform], [1, partial], [2, buffers.out], [3, buffers.lse]]));
       const groups = Math.ceil((rows * (config.headDim / 4)) / 64);
       pass.dispatchWorkgroups(Math.min(groups, maxGroups), Math.ceil(groups / maxGroups));
     }
@@ -263,6 +308,15 @@ export async function createAttention(device, options = {}) {
   }
 
   return { config, elementBytes, loopCapped, subgroups, splitPlan: planFor, encode, run };
+}
+
+function checkPagedShape(shape) {
+  const { blockSize, maxBlocks, maxSeqLen } = shape;
+  for (const [name, value] of Object.entries({ blockSize, maxBlocks, maxSeqLen })) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`shape.${name} must be a positive integer, got ${value}`);
+  }
+  if ((blockSize & (blockSize - 1)) !== 0) throw new Error(`shape.blockSize must be a power of two, got ${blockSize}`);
+  if (maxSeqLen > maxBlocks * blockSize) throw new Error(`maxSeqLen (${maxSeqLen}) exceeds what ${maxBlocks} blocks of ${blockSize} hold`);
 }
 
 // The AppendParams uniform of the cache-append kernel: 4 words.

@@ -15,7 +15,7 @@
           let d4 = e % HEAD_VEC4;
           var k_value = vec4<f32>(0.0);
           var v_value = vec4<f32>(0.0);
-          if (j < i32(params.keys)) {
+          if (j < i32(keys)) {
             let at = kv_row_base(batch, u32(j), kv_head);
             k_value = {{keyValue}};
             v_value = value4(at, d4);
@@ -32,7 +32,7 @@
           for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
             s += dot(q_rot[d4], k_tile[jj * HEAD_VEC4 + d4]);
           }
-          s *= params.logit_scale;
+          s *= logit_scale;
           if (!unmasked && !visible_{{regionIdent}}(i, key_tile + i32(jj))) {
             s = MASKED_SCORE;
           }

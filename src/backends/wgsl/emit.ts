@@ -5,7 +5,7 @@
 // operations), which the launcher runs for calls with few query rows.
 
 import { kebab, type CompiledPattern } from '../../dsl/instantiate.js';
-import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
+import { planKernel, type KernelConfig, type KernelPlan, type KvLayout } from '../../plan/kernel-plan.js';
 import { kernelSetName, type EmittedFile, type KernelVariant } from '../kernel-set.js';
 import { renderTemplate } from '../template.js';
 import { jsonForJs, jsText, tsText, wgslText } from '../text.js';
@@ -56,21 +56,27 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
   const wgslCommand = wgslText.comment(command);
   const entry = name.replace(/[^A-Za-z0-9]/g, '_');
   // Every set ends with the merge kernel: it combines key splits (and, for three-pass, the passes).
-  const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'decode' | 'merge' | 'cache-append'; directOutput: boolean; subgroups: boolean; file: string; source: string }> = [];
-  const decode = variant === 'fused' ? decodeLayout(plan) : undefined;
+  const kernels: Array<{ label: string; entryPoint: string; kind: 'attention' | 'decode' | 'merge' | 'cache-append'; layout: KvLayout; directOutput: boolean; subgroups: boolean; file: string; source: string }> = [];
   if (variant === 'fused') {
-    kernels.push({
-      label: name, entryPoint: entry, kind: 'attention', directOutput: true, subgroups: false, file: `${name}.wgsl`,
-      source: renderAttentionWgsl(plan, { title: wgslText.comment(`${name}: fused ${pattern.name} flash attention`), command: wgslCommand, entryPoint: entry, passIndex: 0, directOutput: true }),
-    });
-    if (decode !== undefined) {
+    // Prefill and decode for contiguous K/V (createAttention) and for a paged KV cache (createPagedAttention).
+    for (const layout of ['contiguous', 'paged'] as const) {
+      const layoutPlan = layout === 'contiguous' ? plan : planKernel(pattern, { ...config, kvLayout: 'paged', preRotatedKeys: false });
+      const suffix = layout === 'contiguous' ? '' : '-paged';
+      const what = layout === 'contiguous' ? '' : ' over a paged KV cache';
+      kernels.push({
+        label: `${name}${suffix}`, entryPoint: `${entry}${suffix.replace('-', '_')}`, kind: 'attention', layout, directOutput: true, subgroups: false, file: `${name}${suffix}.wgsl`,
+        source: renderAttentionWgsl(layoutPlan, { title: wgslText.comment(`${name}${suffix}: fused ${pattern.name} flash attention${what}`), command: wgslCommand, entryPoint: `${entry}${suffix.replace('-', '_')}`, passIndex: 0, directOutput: true }),
+      });
+      const decode = decodeLayout(layoutPlan);
+      if (decode === undefined) continue;
       for (const subgroups of [false, true]) {
-        const label = `${name}-decode${subgroups ? '-subgroups' : ''}`;
+        const label = `${name}${suffix}-decode${subgroups ? '-subgroups' : ''}`;
+        const entryPoint = `${entry}${suffix.replace('-', '_')}_decode`;
         kernels.push({
-          label, entryPoint: `${entry}_decode`, kind: 'decode', directOutput: true, subgroups, file: `${label}.wgsl`,
-          source: renderDecodeWgsl(plan, decode, {
-            title: wgslText.comment(`${label}: split-K ${pattern.name} decode${subgroups ? ', lanes combined with subgroup operations' : ''}`),
-            command: wgslCommand, entryPoint: `${entry}_decode`, subgroups,
+          label, entryPoint, kind: 'decode', layout, directOutput: true, subgroups, file: `${label}.wgsl`,
+          source: renderDecodeWgsl(layoutPlan, decode, {
+            title: wgslText.comment(`${label}: split-K ${pattern.name} decode${what}${subgroups ? ', lanes combined with subgroup operations' : ''}`),
+            command: wgslCommand, entryPoint, subgroups,
           }),
         });
       }
@@ -80,23 +86,24 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
       const regionPlan = planKernel(pattern, config, [region.name]);
       const label = `${name}-${kebab(region.ident)}`;  // file names are lower-case
       kernels.push({
-        label, entryPoint: `${entry}_${region.ident}`, kind: 'attention', directOutput: false, subgroups: false, file: `${label}.wgsl`,
+        label, entryPoint: `${entry}_${region.ident}`, kind: 'attention', layout: 'contiguous', directOutput: false, subgroups: false, file: `${label}.wgsl`,
         source: renderAttentionWgsl(regionPlan, { title: wgslText.comment(`${label}: region ${region.name} alone (three-pass baseline, pass ${pass + 1})`), command: wgslCommand, entryPoint: `${entry}_${region.ident}`, passIndex: pass, directOutput: false }),
       });
     });
   }
   const passes = variant === 'fused' ? 'key splits (prefill or decode)' : `${plan.regions.length} region passes × key splits`;
   kernels.push({
-    label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', directOutput: false, subgroups: false, file: `${name}-merge.wgsl`,
+    label: `${name}-merge`, entryPoint: `${entry}_merge`, kind: 'merge', layout: 'contiguous', directOutput: false, subgroups: false, file: `${name}-merge.wgsl`,
     source: renderMergeWgsl(plan, wgslText.comment(`${name}-merge: log-sum-exp merge of the partials of ${passes}`), wgslCommand, `${entry}_merge`),
   });
   // The cache write, for patterns whose keys sit at one position in every region (a rotated cache).
   if (variant === 'fused' && plan.regions.every((r) => r.sharesKeyPosition)) {
     kernels.push({
-      label: `${name}-cache-append`, entryPoint: `${entry}_cache_append`, kind: 'cache-append', directOutput: false, subgroups: false, file: `${name}-cache-append.wgsl`,
+      label: `${name}-cache-append`, entryPoint: `${entry}_cache_append`, kind: 'cache-append', layout: 'paged', directOutput: false, subgroups: false, file: `${name}-cache-append.wgsl`,
       source: renderCacheAppendWgsl(plan, wgslText.comment(`${name}-cache-append: new keys rotated at the ${pattern.name} key position into a paged KV cache`), wgslCommand, `${entry}_cache_append`),
     });
   }
+  const decode = variant === 'fused' ? decodeLayout(plan) : undefined;
   const launcherConfig = {
     name,
     variant,
@@ -118,7 +125,7 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     title: jsText.comment(title),
     command: jsText.comment(command),
     config: jsonForJs(launcherConfig, 2),
-    kernels: `[\n${kernels.map((k) => `  { label: ${jsText.stringLiteral(k.label)}, entryPoint: ${jsText.stringLiteral(k.entryPoint)}, kind: ${jsText.stringLiteral(k.kind)}, directOutput: ${k.directOutput}, subgroups: ${k.subgroups}, source: ${jsText.stringLiteral(k.source)} },`).join('\n')}\n]`,
+    kernels: `[\n${kernels.map((k) => `  { label: ${jsText.stringLiteral(k.label)}, entryPoint: ${jsText.stringLiteral(k.entryPoint)}, kind: ${jsText.stringLiteral(k.kind)}, layout: ${jsText.stringLiteral(k.layout)}, directOutput: ${k.directOutput}, subgroups: ${k.subgroups}, source: ${jsText.stringLiteral(k.source)} },`).join('\n')}\n]`,
   });
   const declaration = renderTemplate('wgsl', 'launcher.d.ts', {
     title: tsText.comment(title),

@@ -75,17 +75,69 @@ function ropeLayout(plan: KernelPlan): string {
 }
 
 /**
- * kv_row_base: where key j of a (batch, KV head) starts in k and v. Every K/V read of the prefill and
- * decode kernels goes through it, so a different cache layout (a paged block table) changes this
- * function only.
+ * The K/V addressing of a kernel, from the plan's layout: where key j of a (batch, KV head) starts
+ * in k and v (kv_row_base), how many keys sequence `batch` has (sequence_keys), its logit scale
+ * (sequence_logit_scale: Qwen's factor is per sequence in a paged call) and, for a paged cache,
+ * how its keys are read (cache_key4). Every K/V read of the prefill and decode kernels goes through
+ * these, so the two layouts differ here only.
  */
-function kvRowBase(): string {
+function kvAddressing(plan: KernelPlan): string {
+  if ((plan.config.kvLayout ?? 'contiguous') === 'contiguous') {
+    return [
+      '// Contiguous K/V: (batch, keys, key_heads, HEAD_DIM), one key count for the call.',
+      '@group(0) @binding(2) var<storage, read> k: array<STORAGE_TYPE>;        // (batch, keys, key_heads, HEAD_DIM)',
+      '@group(0) @binding(3) var<storage, read> v: array<STORAGE_TYPE>;        // (batch, keys, key_heads, HEAD_DIM)',
+      '',
+      'fn sequence_keys(batch: u32) -> u32 {',
+      '  return params.keys;',
+      '}',
+      '',
+      'fn sequence_logit_scale(batch: u32) -> f32 {',
+      '  return params.logit_scale;   // the launcher folded in the Qwen temperature for the call',
+      '}',
+      '',
+      "// Element index of key j's first element in k and v.",
+      'fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {',
+      '  return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;',
+      '}',
+    ].join('\n').replace(/STORAGE_TYPE/g, storageType(plan));
+  }
   return [
-    "// Element index of key j's first element in k and v: contiguous (batch, keys, key_heads, HEAD_DIM).",
-    'fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {',
-    '  return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;',
+    '// Paged K/V (vLLM / FlashInfer layout): k and v are caches of fixed-size blocks; key j of sequence',
+    '// b lives in block kv_index[batch + b * max_blocks + j / block_size], row j % block_size.',
+    '@group(0) @binding(2) var<storage, read> k: array<STORAGE_TYPE>;        // k cache (num_blocks, block_size, key_heads, HEAD_DIM)',
+    '@group(0) @binding(3) var<storage, read> v: array<STORAGE_TYPE>;        // v cache, like k',
+    '@group(0) @binding(8) var<storage, read> kv_index: array<u32>;          // seq_lens (batch), then block_table (batch, max_blocks)',
+    '',
+    'fn sequence_keys(batch: u32) -> u32 {',
+    '  return kv_index[batch];',
     '}',
-  ].join('\n');
+    '',
+    '// Qwen temperature, engine semantics: s(n) for the query side; raw keys get theirs on load too.',
+    'fn sequence_logit_scale(batch: u32) -> f32 {',
+    '  if (params.original_max_position == 0u) {',
+    '    return params.logit_scale;',
+    '  }',
+    '  let s = max(1.0, 0.1 * log(f32(sequence_keys(batch)) / f32(params.original_max_position)) + 1.0);',
+    '  return params.logit_scale * select(s, s * s, params.raw_keys != 0u);',
+    '}',
+    '',
+    "// Element index of key j's first element in the k and v caches.",
+    'fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {',
+    '  let block = kv_index[params.batch + batch * params.max_blocks + (j >> params.block_shift)];',
+    '  let row = j & ((1u << params.block_shift) - 1u);',
+    '  return (((block << params.block_shift) + row) * params.key_heads + kv_head) * HEAD_DIM;',
+    '}',
+    '',
+    '// A cache of rotated keys (written by the cache-append kernel) is read as it is; a raw one is',
+    '// rotated on load. One uniform branch, so one kernel serves both.',
+    'fn cache_key4(at: u32, d4: u32, position: i32) -> vec4<f32> {',
+    '  if (params.raw_keys != 0u) {',
+    '    return rotated_key4(at, d4, position);',
+    '  }',
+    '  return key4(at, d4);',
+    '}',
+  ].join('\n').replace(/STORAGE_TYPE/g, storageType(plan));
 }
 
 /** Bindings, RoPE and K/V helpers and the position functions: the same text in both attention kernels. */
@@ -94,13 +146,14 @@ function attentionInputs(plan: KernelPlan): string {
     patternConstants: patternConstants(plan),
     storage: storageType(plan),
     ropeFunctions: ropeFunctions(plan),
-    kvRowBase: kvRowBase(),
+    kvAddressing: kvAddressing(plan),
     positionFunctions: positionFunctions(plan),
   });
 }
 
 /** The key vector's d4-th vec4 at element index `at`, as a kernel reads it: pre-rotated, or rotated at `position`. */
 function keyValue(plan: KernelPlan, position: string): string {
+  if (plan.config.kvLayout === 'paged') return `cache_key4(at, d4, ${position})`;
   return plan.config.preRotatedKeys ? 'key4(at, d4)  /* keys arrive pre-rotated */' : `rotated_key4(at, d4, ${position})`;
 }
 

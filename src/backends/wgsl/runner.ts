@@ -8,9 +8,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runWebGpuJob } from '../../../runtime/webgpu/runner.js';
-import { UsageError } from '../../errors.js';
+import { ConfigurationError, UsageError } from '../../errors.js';
 import type { CompiledPattern } from '../../dsl/instantiate.js';
-import type { AttentionOutput, AttentionRequest } from '../../execute.js';
+import type { AttentionOutput, AttentionRequest, PagedAttentionRequest } from '../../execute.js';
 import type { Tensor } from '../../io/tensor.js';
 import { pagedCacheShape } from '../../reference/kv-cache.js';
 import type { RopeConfig } from '../../reference/rope.js';
@@ -236,6 +236,60 @@ export async function runWgslCacheAppend(request: CacheAppendRequest): Promise<{
     });
     const decode = async (name: string): Promise<Tensor> => ({ shape: request.kCache.shape, data: decodeStorage(await readFile(file(name)), request.dtype) });
     return { kCache: await decode('kc-out.bin'), vCache: await decode('vc-out.bin') };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Attention over a paged KV cache on WebGPU, through the emitted launcher's createPagedAttention. */
+export async function runWgslPagedAttention(request: PagedAttentionRequest): Promise<WgslRunResult> {
+  if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends; wgsl runs on a real WebGPU adapter');
+  if (request.dtype === 'bf16') throw new UsageError('the wgsl backend stores f32 or f16 (WGSL has no bfloat16); use --dtype f32 or f16');
+  const cache = pagedCacheShape(request.kCache, request.vCache);
+  const [batch, queries, queryHeads, headDim] = request.q.shape as [number, number, number, number];
+  if ((cache.blockSize & (cache.blockSize - 1)) !== 0) throw new ConfigurationError(`the wgsl paged kernels need a power-of-two block size, got ${cache.blockSize}`);
+  const dtype = request.dtype;
+  const config = wgslKernelConfig({ headDim, dtype, ropeStyle: request.rope.style, ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}) });
+  const set = emitWgsl(request.pattern, config, { variant: 'fused' });
+  const launcher = await materialize(set);
+  const work = await mkdtemp(join(tmpdir(), 'dcagen-wgsl-paged-'));
+  try {
+    const file = (name: string): string => join(work, name);
+    await Promise.all([
+      writeFile(file('q.bin'), encodeStorage(request.q.data, dtype)),
+      writeFile(file('kc.bin'), encodeStorage(request.kCache.data, dtype)),
+      writeFile(file('vc.bin'), encodeStorage(request.vCache.data, dtype)),
+      writeFile(file('bt.bin'), request.layout.blockTable),
+      writeFile(file('sl.bin'), request.layout.seqLens),
+    ]);
+    const { adapter, result } = await runWebGpuJob<{ split: WgslRunResult['split'] }>({
+      module: join(packageRoot(), 'runtime', 'webgpu', 'serving-job.js'),
+      entry: 'runPagedAttentionJob',
+      args: {
+        launcher,
+        options: {
+          ropeTheta: request.rope.theta,
+          rawKeys: !(request.preRotatedKeys ?? false),
+          ...(request.scale !== undefined ? { scale: request.scale } : {}),
+          ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}),
+          ...(request.splits !== undefined ? { splits: request.splits } : {}),
+        },
+        shape: { batch, queries, queryHeads, keyHeads: cache.keyHeads, blockSize: cache.blockSize, maxBlocks: request.layout.maxBlocks, maxSeqLen: Math.max(...request.layout.seqLens) },
+        headDim,
+        inputs: { q: file('q.bin'), kCache: file('kc.bin'), vCache: file('vc.bin'), blockTable: file('bt.bin'), seqLens: file('sl.bin') },
+        outputs: { out: file('out.bin'), lse: file('lse.bin') },
+      },
+      ...(dtype === 'f16' ? { requiredFeatures: ['shader-f16'] } : {}),
+      readPaths: [work, join(launcher, '..')],
+      writePaths: [work],
+    });
+    return {
+      out: { shape: [batch, queries, queryHeads, headDim], data: decodeStorage(await readFile(file('out.bin')), dtype) },
+      lse: { shape: [batch, queryHeads, queries], data: decodeStorage(await readFile(file('lse.bin')), 'f32') },
+      times: [],
+      split: result.split,
+      adapter: adapter.description || adapter.device || adapter.vendor,
+    };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
