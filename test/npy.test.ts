@@ -116,7 +116,7 @@ describe('.npy errors', () => {
     ['truncated v2 header length', rawNpy({ descr: '<f4', shape: [1], version: 2, body: float32Bytes([1]) }).subarray(0, 11), /truncated \.npy header/],
     ['truncated data', good.subarray(0, good.length - 3), /x\.npy: truncated \.npy data: shape \[2, 2\] needs 16 bytes, file has 13/],
     ['Fortran order', rawNpy({ descr: '<f4', shape: [2, 2], fortran: true, body: float32Bytes([1, 2, 3, 4]) }), /x\.npy: Fortran-order arrays are not supported/],
-    ["dtype '<i4'", rawNpy({ descr: '<i4', shape: [2], body: new Uint8Array(8) }), /x\.npy: unsupported dtype '<i4'/],
+    ["dtype '<i2'", rawNpy({ descr: '<i2', shape: [2], body: new Uint8Array(8) }), /x\.npy: unsupported dtype '<i2'/],
     ["dtype '>f4' (big-endian)", rawNpy({ descr: '>f4', shape: [2], body: new Uint8Array(8) }), /unsupported dtype '>f4'/],
     ["dtype '|u1'", rawNpy({ descr: '|u1', shape: [2], body: new Uint8Array(2) }), /unsupported dtype '\|u1'/],
     ['unknown format version', (() => { const b = Uint8Array.from(good); b[6] = 9; return b; })(), /unsupported \.npy format version 9/],
