@@ -6,7 +6,7 @@ import { UsageError } from './errors.js';
 import type { CompiledPattern } from './dsl/instantiate.js';
 import type { Tensor } from './io/tensor.js';
 import { referenceAttention } from './reference/attention.js';
-import { referencePagedAttention, type PagedLayout } from './reference/kv-cache.js';
+import { referenceAppendToCache, referencePagedAttention, type PagedLayout } from './reference/kv-cache.js';
 import type { StorageDType } from './reference/precision.js';
 import type { RopeConfig } from './reference/rope.js';
 
@@ -112,4 +112,60 @@ async function runPagedReference(request: PagedAttentionRequest): Promise<Attent
     ...(request.scale !== undefined ? { scale: request.scale } : {}),
     ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}),
   });
+}
+
+/** New tokens written into a paged KV cache: keys rotated once at the pattern's key position. */
+export interface CacheAppendRequest {
+  /** (num_blocks, block_size, Hk, D): the cache before the write. */
+  readonly kCache: Tensor;
+  readonly vCache: Tensor;
+  /** (tokens, Hk, D) new raw keys and values. */
+  readonly k: Tensor;
+  readonly v: Tensor;
+  /** Sequence position of every token. */
+  readonly positions: ArrayLike<number>;
+  /** block × block_size + row of every token; negative: skip (padding). */
+  readonly slotMapping: ArrayLike<number>;
+  /** The sequence length n of every token, for Qwen's key factor s(n) (with originalMaxPosition). */
+  readonly lengths?: ArrayLike<number>;
+  readonly pattern: CompiledPattern;
+  readonly rope: RopeConfig;
+  readonly originalMaxPosition?: number;
+  readonly dtype: StorageDType;
+  readonly emulate?: boolean;
+}
+
+/** The caches after the write. */
+export interface CacheAppendResult {
+  readonly kCache: Tensor;
+  readonly vCache: Tensor;
+}
+
+export type CacheAppendRunner = (request: CacheAppendRequest) => Promise<CacheAppendResult>;
+
+const appendRunners = new Map<BackendName, () => Promise<CacheAppendRunner>>([
+  ['reference', async () => appendReference],
+  ['wgsl', async () => (await import('./backends/wgsl/runner.js')).runWgslCacheAppend],
+]);
+
+/** Writes new tokens into a paged KV cache on a backend (vLLM's reshape_and_cache, with the rotation). */
+export async function appendToCache(backend: BackendName, request: CacheAppendRequest): Promise<CacheAppendResult> {
+  const load = appendRunners.get(backend);
+  if (load === undefined) throw new UsageError(`the ${backend} backend has no cache-append kernel yet (available: ${[...appendRunners.keys()].join(', ')})`);
+  return (await load())(request);
+}
+
+/** Attention over a paged KV cache on a backend (the library name for runPagedAttention). */
+export const pagedAttention = runPagedAttention;
+
+async function appendReference(request: CacheAppendRequest): Promise<CacheAppendResult> {
+  if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends, not the reference');
+  const kCache = { shape: request.kCache.shape, data: Float64Array.from(request.kCache.data) };
+  const vCache = { shape: request.vCache.shape, data: Float64Array.from(request.vCache.data) };
+  referenceAppendToCache(kCache, vCache, request.k, request.v, request.positions, request.slotMapping, {
+    pattern: request.pattern,
+    rope: request.rope,
+    ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition, ...(request.lengths !== undefined ? { lengths: request.lengths } : {}) } : {}),
+  });
+  return { kCache, vCache };
 }

@@ -1,5 +1,6 @@
 // The library API (the package root, `import … from 'dcagen'`): the pattern DSL, the built-in
-// patterns, the float64 reference, tensor files and the position matrix. Pattern files import
+// patterns, the float64 reference, tensor files, the position matrix, and the serving calls
+// (appendToCache, pagedAttention) on every backend that has them. Pattern files import
 // `definePattern` and the condition builders from here.
 
 export * from './errors.js';
@@ -19,7 +20,9 @@ export { readNpy, writeNpy, encodeNpy, decodeNpy } from './io/npy.js';
 export { readHfConfig, type HfSettings } from './io/hf-config.js';
 export { tensor, elementCount, type Tensor } from './io/tensor.js';
 export { positionMatrix, formatPositionMatrix, positionMatrixSvg, type PositionMatrix } from './explain/position-matrix.js';
-export { runAttention, backendNames, type BackendName } from './execute.js';
+export { runAttention, runPagedAttention, pagedAttention, appendToCache, backendNames, type BackendName, type AttentionRequest, type PagedAttentionRequest, type CacheAppendRequest, type CacheAppendResult } from './execute.js';
+export { referenceAppendToCache, referencePagedAttention, pagedCacheShape, pagedLayout, gatherSequence, type PagedCacheShape, type PagedLayout } from './reference/kv-cache.js';
+export { allocatePagedCache, fillPagedCache, type PagedFixture } from './verify/paged-cases.js';
 export { planKernel, type KernelPlan, type KernelConfig, type RegionPlan } from './plan/kernel-plan.js';
 export { emitKernels, emitterNames, type EmitRequest, type EmitResult } from './backends/index.js';
 export { kernelSetName, type EmittedFile, type KernelVariant } from './backends/kernel-set.js';

@@ -9,11 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runWebGpuJob } from '../../../runtime/webgpu/runner.js';
 import { ConfigurationError, UsageError } from '../../errors.js';
-import type { CompiledPattern } from '../../dsl/instantiate.js';
-import type { AttentionOutput, AttentionRequest, PagedAttentionRequest } from '../../execute.js';
+import type { AttentionOutput, AttentionRequest, CacheAppendRequest, CacheAppendResult, PagedAttentionRequest } from '../../execute.js';
 import type { Tensor } from '../../io/tensor.js';
 import { pagedCacheShape } from '../../reference/kv-cache.js';
-import type { RopeConfig } from '../../reference/rope.js';
 import { attentionShape } from '../../reference/attention.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { cacheFolder } from '../kernel-set.js';
@@ -178,38 +176,24 @@ export async function benchWgsl(request: Omit<AttentionRequest, 'pattern'>, entr
   }
 }
 
-export interface CacheAppendRequest {
-  /** (num_blocks, block_size, Hk, D): the cache before the write. */
-  readonly kCache: Tensor;
-  readonly vCache: Tensor;
-  /** (tokens, Hk, D) new keys (raw) and values. */
-  readonly k: Tensor;
-  readonly v: Tensor;
-  readonly positions: ArrayLike<number>;
-  readonly slotMapping: ArrayLike<number>;
-  /** The sequence length n of every token, for the Qwen key factor s(n). */
-  readonly lengths?: ArrayLike<number>;
-  readonly pattern: CompiledPattern;
-  readonly rope: RopeConfig;
-  readonly originalMaxPosition?: number;
-  readonly dtype: 'f32' | 'f16';
-}
-
 /** Runs the emitted cache-append kernel; returns the caches after the write. */
-export async function runWgslCacheAppend(request: CacheAppendRequest): Promise<{ kCache: Tensor; vCache: Tensor }> {
+export async function runWgslCacheAppend(request: CacheAppendRequest): Promise<CacheAppendResult> {
+  if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends; wgsl runs on a real WebGPU adapter');
+  if (request.dtype === 'bf16') throw new UsageError('the wgsl backend stores f32 or f16 (WGSL has no bfloat16)');
+  const dtype = request.dtype;
   const cache = pagedCacheShape(request.kCache, request.vCache);
   const [tokens] = request.k.shape as [number];
-  const config = wgslKernelConfig({ headDim: cache.headDim, dtype: request.dtype, ropeStyle: request.rope.style, ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}) });
+  const config = wgslKernelConfig({ headDim: cache.headDim, dtype, ropeStyle: request.rope.style, ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}) });
   const set = emitWgsl(request.pattern, config, { variant: 'fused' });
   const launcher = await materialize(set);
   const work = await mkdtemp(join(tmpdir(), 'dcagen-wgsl-append-'));
   try {
     const file = (name: string): string => join(work, name);
     await Promise.all([
-      writeFile(file('k.bin'), encodeStorage(request.k.data, request.dtype)),
-      writeFile(file('v.bin'), encodeStorage(request.v.data, request.dtype)),
-      writeFile(file('kc.bin'), encodeStorage(request.kCache.data, request.dtype)),
-      writeFile(file('vc.bin'), encodeStorage(request.vCache.data, request.dtype)),
+      writeFile(file('k.bin'), encodeStorage(request.k.data, dtype)),
+      writeFile(file('v.bin'), encodeStorage(request.v.data, dtype)),
+      writeFile(file('kc.bin'), encodeStorage(request.kCache.data, dtype)),
+      writeFile(file('vc.bin'), encodeStorage(request.vCache.data, dtype)),
       writeFile(file('positions.bin'), Int32Array.from(request.positions)),
       writeFile(file('slots.bin'), Int32Array.from(request.slotMapping)),
       ...(request.lengths !== undefined ? [writeFile(file('lengths.bin'), Uint32Array.from(request.lengths))] : []),
@@ -228,13 +212,13 @@ export async function runWgslCacheAppend(request: CacheAppendRequest): Promise<{
           ...(request.lengths !== undefined ? { lengths: file('lengths.bin') } : {}),
         },
         outputs: { kCache: file('kc-out.bin'), vCache: file('vc-out.bin') },
-        cacheBytes: request.kCache.data.length * (request.dtype === 'f16' ? 2 : 4),
+        cacheBytes: request.kCache.data.length * (dtype === 'f16' ? 2 : 4),
       },
-      ...(request.dtype === 'f16' ? { requiredFeatures: ['shader-f16'] } : {}),
+      ...(dtype === 'f16' ? { requiredFeatures: ['shader-f16'] } : {}),
       readPaths: [work, join(launcher, '..')],
       writePaths: [work],
     });
-    const decode = async (name: string): Promise<Tensor> => ({ shape: request.kCache.shape, data: decodeStorage(await readFile(file(name)), request.dtype) });
+    const decode = async (name: string): Promise<Tensor> => ({ shape: request.kCache.shape, data: decodeStorage(await readFile(file(name)), dtype) });
     return { kCache: await decode('kc-out.bin'), vCache: await decode('vc-out.bin') };
   } finally {
     await rm(work, { recursive: true, force: true });
