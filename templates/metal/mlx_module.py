@@ -57,7 +57,8 @@ def kernel_sources():
                + NAMESPACE + "::" + region + ">(q, k, v, (device const float2*)rope, p, partial, tg, " + _IDS + ");\n")
               for region in REGIONS]
     passes.append(("merge", ["partials", "params"], ["out", "lse"], _PARAMS + "    " + NAMESPACE
-                   + "::merge_partials(partials, p, out, lse, threadgroup_position_in_grid, thread_index_in_threadgroup);\n"))
+                   + "::merge_partials(partials, " + NAMESPACE + "::REGION_COUNT, p, out, lse, threadgroup_position_in_grid,"
+                   " thread_index_in_threadgroup);\n"))
     return passes
 
 
