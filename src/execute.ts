@@ -91,6 +91,7 @@ export type PagedBackendRunner = (request: PagedAttentionRequest) => Promise<Att
 
 const pagedRunners = new Map<BackendName, () => Promise<PagedBackendRunner>>([
   ['reference', async () => runPagedReference],
+  ['metal', async () => (await import('./backends/metal/runner.js')).runMetalPagedAttention],
 ]);
 
 export async function runPagedAttention(backend: BackendName, request: PagedAttentionRequest): Promise<AttentionOutput> {
