@@ -92,6 +92,7 @@ export type PagedBackendRunner = (request: PagedAttentionRequest) => Promise<Att
 const pagedRunners = new Map<BackendName, () => Promise<PagedBackendRunner>>([
   ['reference', async () => runPagedReference],
   ['wgsl', async () => (await import('./backends/wgsl/runner.js')).runWgslPagedAttention],
+  ['metal', async () => (await import('./backends/metal/runner.js')).runMetalPagedAttention],
 ]);
 
 export async function runPagedAttention(backend: BackendName, request: PagedAttentionRequest): Promise<AttentionOutput> {
@@ -146,6 +147,7 @@ export type CacheAppendRunner = (request: CacheAppendRequest) => Promise<CacheAp
 const appendRunners = new Map<BackendName, () => Promise<CacheAppendRunner>>([
   ['reference', async () => appendReference],
   ['wgsl', async () => (await import('./backends/wgsl/runner.js')).runWgslCacheAppend],
+  ['metal', async () => (await import('./backends/metal/runner.js')).runMetalCacheAppend],
 ]);
 
 /** Writes new tokens into a paged KV cache on a backend (vLLM's reshape_and_cache, with the rotation). */

@@ -9,6 +9,7 @@ causal_attention(q, k, v, ...) -> (out, lse) for MLX arrays of shape (B, S, H, 1
 next to this file is passed whole as the header; each MLX kernel's body declares the threadgroup
 memory and calls the body of one pass of the .metal, so MLX runs the code the Metal kernels run.
 Passes: dcagen_causal_d128_f32_fused.
+Serving over a paged KV cache: append_to_cache(key, value, key_cache, value_cache, slot_mapping, positions, ...) and paged_attention(q, key_cache, value_cache, block_table, seq_lens, ...).
 
 Example:
     import mlx.core as mx
@@ -57,7 +58,8 @@ def kernel_sources():
                + NAMESPACE + "::" + region + ">(q, k, v, (device const float2*)rope, p, partial, tg, " + _IDS + ");\n")
               for region in REGIONS]
     passes.append(("merge", ["partials", "params"], ["out", "lse"], _PARAMS + "    " + NAMESPACE
-                   + "::merge_partials(partials, p, out, lse, threadgroup_position_in_grid, thread_index_in_threadgroup);\n"))
+                   + "::merge_partials(partials, " + NAMESPACE + "::REGION_COUNT, p, out, lse, threadgroup_position_in_grid,"
+                   " thread_index_in_threadgroup);\n"))
     return passes
 
 
@@ -143,4 +145,172 @@ def causal_attention(q, k, v, *, rope_theta=10000.0, scale=None, original_max_po
     partials = [_kernel(r)(inputs=inputs, output_shapes=[(slot,)], output_dtypes=[mx.float32], **launch)[0]
                 for r in range(len(REGIONS))]
     out, lse = _kernel(len(REGIONS))(inputs=[mx.concatenate(partials), params], **shapes, **launch)
+    return out, lse
+
+
+# ---- Serving: a paged KV cache in vLLM's layout ----
+# key_cache, value_cache: (num_blocks, block_size, key_heads, HEAD_DIM) DTYPE arrays; block_table int32
+# (batch, max_blocks): logical block b of sequence s is physical block block_table[s, b]; seq_lens int32
+# (batch,). Keys in the cache are raw: paged_attention rotates them as it reads them.
+KEYS_PRE_ROTATED = False
+CACHE_APPEND = True
+SIMD_WIDTH = 32
+# Calls with at most DECODE_MAX_QUERIES queries run the split-K decode kernel (DECODE_MAX_ROWS rows per
+# threadgroup at most; 0: no decode kernel); the key splits aim at about TARGET_THREADGROUPS
+# threadgroups with at least MIN_SPLIT_KEYS keys each. The same rules as dcagen's runner.
+DECODE_MAX_QUERIES = 16
+DECODE_MAX_ROWS = 16
+TARGET_THREADGROUPS = 128
+MIN_SPLIT_KEYS = 256
+
+# `params` of the serving kernels: the int32 fields of AppendParams / PagedParams, softmax_scale as bits.
+_APPEND_PARAMS = "    const " + NAMESPACE + "::AppendParams p = {params[0], params[1], params[2], params[3]};\n"
+_PAGED_PARAMS = ("    const " + NAMESPACE + "::PagedParams p = {params[0], params[1], params[2], params[3], params[4], params[5],"
+                 " as_type<float>(params[6]), params[7], params[8], params[9], params[10]};\n")
+_PAGED_INPUTS = ["q", "k_cache", "v_cache", "rope", "params", "block_table", "seq_lens"]
+
+
+def serving_kernel_sources():
+    """{label: (input names, output names, body)} of the serving kernels this set has."""
+    ns = NAMESPACE + "::"
+    sources = {
+        "paged_prefill": (_PAGED_INPUTS, ["out", "lse"], _THREADGROUP + _PAGED_PARAMS + "    " + ns
+                          + "paged_prefill(q, k_cache, v_cache, (device const float2*)rope, p, out, lse, block_table, seq_lens, tg, "
+                          + _IDS + ");\n"),
+    }
+    if DECODE_MAX_ROWS > 0:
+        sources["paged_decode"] = (
+            _PAGED_INPUTS, ["out", "lse", "partials"],
+            "    threadgroup float tg[" + ns + "DECODE_TG_FLOATS];\n" + _PAGED_PARAMS + "    " + ns
+            + "paged_decode(q, k_cache, v_cache, (device const float2*)rope, p, out, lse, partials, block_table, seq_lens, tg,"
+            " threadgroup_position_in_grid, thread_index_in_simdgroup, simdgroup_index_in_threadgroup);\n")
+        sources["paged_merge"] = (
+            ["partials", "params"], ["out", "lse"],
+            _PAGED_PARAMS + "    " + ns + "paged_merge(partials, p, out, lse, threadgroup_position_in_grid, thread_index_in_threadgroup);\n")
+    if CACHE_APPEND:
+        sources["rotate_new_keys"] = (
+            ["k", "positions", "lengths", "rope", "params"], ["rotated"],
+            _APPEND_PARAMS + "    " + ns + "rotate_new_keys(k, positions, lengths, (device const float2*)rope, p, rotated,"
+            " threadgroup_position_in_grid, thread_index_in_simdgroup);\n")
+    return sources
+
+
+def _serving_kernel(label):
+    kernel = _kernels.get(label)
+    if kernel is None:
+        inputs, outputs, body = serving_kernel_sources()[label]
+        with open(os.path.join(_HERE, "causal-d128-f32.metal")) as f:
+            header = f.read()
+        kernel = mx.fast.metal_kernel(name=NAMESPACE + "_mlx_" + label, input_names=inputs, output_names=outputs,
+                                      source=body, header=header)
+        _kernels[label] = kernel
+    return kernel
+
+
+def append_to_cache(key, value, key_cache, value_cache, slot_mapping, positions, *, rope_theta=10000.0,
+                    seq_lens=None, original_max_position=None):
+    """New tokens into the paged cache, as vLLM's reshape_and_cache(key, value, key_cache, value_cache,
+    slot_mapping) plus the rotation: key t is rotated once at the pattern's key position of positions[t]
+    (and multiplied by Qwen's s(seq_lens[t]) when original_max_position is given), value t is copied, both
+    into slot slot_mapping[t] = block * block_size + row; negative slots are padding. key, value:
+    (tokens, key_heads, 128); slot_mapping, positions, seq_lens: (tokens,) integers. MLX arrays are
+    values, so this returns the updated (key_cache, value_cache).
+    """
+    pass
+    if not CACHE_APPEND:
+        raise ValueError(f"pattern {PATTERN} cannot use a rotated KV cache: a region places keys at its own position")
+    tokens, key_heads = key.shape[0], key.shape[1]
+    if key.shape != value.shape or key.ndim != 3 or key.shape[2] != HEAD_DIM or key.dtype != DTYPE:
+        raise ValueError(f"key and value must be (tokens, key_heads, {HEAD_DIM}) {DTYPE} arrays, got {tuple(key.shape)}, {tuple(value.shape)}")
+    if key_cache.shape != value_cache.shape or key_cache.ndim != 4 or key_cache.shape[2:] != (key_heads, HEAD_DIM):
+        raise ValueError(f"caches must be (num_blocks, block_size, {key_heads}, {HEAD_DIM}), got {tuple(key_cache.shape)}, {tuple(value_cache.shape)}")
+    if original_max_position and seq_lens is None:
+        raise ValueError("Qwen's key factor (original_max_position) needs seq_lens, the sequence length of every token")
+    slots_host = np.array(slot_mapping, dtype=np.int64).reshape(-1)
+    positions_host = np.array(positions, dtype=np.int64).reshape(-1)
+    num_slots = key_cache.shape[0] * key_cache.shape[1]
+    if slots_host.shape[0] != tokens or positions_host.shape[0] != tokens or slots_host.max(initial=-1) >= num_slots:
+        raise ValueError(f"slot_mapping and positions need one entry per token, slots below {num_slots}")
+    keep = np.nonzero(slots_host >= 0)[0]
+    if keep.size == 0:
+        return key_cache, value_cache
+    # Key positions never exceed the sequence position, so the table up to the largest position covers them.
+    rope = rope_table(rope_theta, POSITION_LIMIT if POSITION_LIMIT is not None else int(positions_host.max()))
+    lengths = mx.array(np.zeros(tokens, dtype=np.int32) if seq_lens is None else np.array(seq_lens, dtype=np.int32).reshape(-1))
+    params = mx.array([tokens, key_heads, num_slots, int(original_max_position or 0)], dtype=mx.int32)
+    rotated = _serving_kernel("rotate_new_keys")(
+        inputs=[key, mx.array(positions_host.astype(np.int32)), lengths, rope, params],
+        output_shapes=[key.shape], output_dtypes=[key.dtype],
+        grid=(tokens * SIMD_WIDTH, key_heads, 1), threadgroup=(SIMD_WIDTH, 1, 1),
+    )[0]
+    rows = mx.array(keep.astype(np.int32))
+    slots = mx.array(slots_host[keep].astype(np.int32))
+    k_flat = key_cache.reshape(num_slots, key_heads, HEAD_DIM)
+    v_flat = value_cache.reshape(num_slots, key_heads, HEAD_DIM)
+    k_flat[slots] = rotated[rows]
+    v_flat[slots] = value[rows]
+    return k_flat.reshape(key_cache.shape), v_flat.reshape(value_cache.shape)
+
+
+def paged_attention(q, key_cache, value_cache, block_table, seq_lens, *, rope_theta=10000.0, scale=None,
+                    original_max_position=None, splits=None):
+    """Attention of q (B, Sq, Hq, 128), the last Sq positions of every sequence, over the paged cache, with
+    flash_attn_with_kvcache's conventions (cache_seqlens = seq_lens, block_table, softmax_scale = scale).
+    Returns (out like q, lse (B, Hq, Sq) float32, natural log). original_max_position enables Qwen's
+    temperature: logits x scale x s(n), n = seq_lens[b]; raw keys also get s(n). splits forces the number
+    of key splits of the decode kernel (calls with at most DECODE_MAX_QUERIES queries).
+    """
+    pass
+    if q.ndim != 4 or q.shape[-1] != HEAD_DIM or q.dtype != DTYPE or key_cache.dtype != DTYPE or value_cache.dtype != DTYPE:
+        raise ValueError(f"q (B, Sq, Hq, {HEAD_DIM}) and the caches must be {DTYPE} arrays")
+    batch, queries, query_heads, _ = q.shape
+    num_blocks, block_size, key_heads = key_cache.shape[0], key_cache.shape[1], key_cache.shape[2]
+    max_blocks = block_table.shape[1]
+    lens = np.array(seq_lens, dtype=np.int64).reshape(-1)
+    table = np.array(block_table, dtype=np.int64)
+    if key_cache.shape != value_cache.shape or key_cache.shape[3] != HEAD_DIM or query_heads % key_heads != 0:
+        raise ValueError(f"incompatible shapes q {tuple(q.shape)}, caches {tuple(key_cache.shape)}, {tuple(value_cache.shape)}")
+    if lens.shape[0] != batch or table.shape[0] != batch or lens.min() < queries or lens.max() > max_blocks * block_size:
+        raise ValueError(f"seq_lens and block_table need one row per sequence, every length in [{queries}, {max_blocks * block_size}]")
+    for b in range(batch):
+        used = table[b, : -(-int(lens[b]) // block_size)]
+        if used.min() < 0 or used.max() >= num_blocks:
+            raise ValueError(f"block_table row {b} names blocks outside the cache's {num_blocks}")
+    max_keys = int(lens.max())
+    rope = rope_table(rope_theta, POSITION_LIMIT if POSITION_LIMIT is not None else max_keys - 1)
+    decode = DECODE_MAX_ROWS > 0 and queries <= DECODE_MAX_QUERIES
+    kv_rows = query_heads // key_heads * queries
+    group_rows = 1
+    while group_rows < kv_rows and group_rows < DECODE_MAX_ROWS:
+        group_rows *= 2
+    row_blocks = -(-kv_rows // group_rows)
+    if not decode:
+        if splits not in (None, 1):
+            raise ValueError("the paged prefill kernel does not split keys")
+        splits = 1
+    elif splits is None:
+        threadgroups = row_blocks * key_heads * batch
+        wanted = 1 if threadgroups >= TARGET_THREADGROUPS else -(-TARGET_THREADGROUPS // threadgroups)
+        splits = max(1, min(wanted, max_keys // MIN_SPLIT_KEYS))
+    splits = min(int(splits), max_keys)
+    if splits < 1:
+        raise ValueError(f"splits must be at least 1, got {splits}")
+    softmax_scale = scale if scale is not None else 1.0 / math.sqrt(HEAD_DIM)
+    scale_bits = int(np.array([softmax_scale], dtype=np.float32).view(np.int32)[0])
+    params = mx.array([batch, queries, query_heads, key_heads, block_size, max_blocks, scale_bits,
+                       int(original_max_position or 0), splits, -(-max_keys // splits), group_rows], dtype=mx.int32)
+    inputs = [q, key_cache, value_cache, rope, params, block_table.astype(mx.int32), seq_lens.astype(mx.int32)]
+    shapes = [q.shape, (batch, query_heads, queries)]
+    row_launch = dict(grid=(-(-queries // BLOCK_Q) * THREADS, query_heads, batch), threadgroup=(THREADS, 1, 1))
+    if not decode:
+        out, lse = _serving_kernel("paged_prefill")(inputs=inputs, output_shapes=shapes, output_dtypes=[q.dtype, mx.float32], **row_launch)
+        return out, lse
+    partial_floats = splits * batch * queries * query_heads * (HEAD_DIM + 1) if splits > 1 else 1
+    out, lse, partials = _serving_kernel("paged_decode")(
+        inputs=inputs, output_shapes=shapes + [(partial_floats,)], output_dtypes=[q.dtype, mx.float32, mx.float32],
+        grid=(splits * SIMD_WIDTH * group_rows, key_heads * row_blocks, batch), threadgroup=(SIMD_WIDTH * group_rows, 1, 1),
+    )
+    if splits == 1:
+        return out, lse
+    out, lse = _serving_kernel("paged_merge")(inputs=[partials, params], output_shapes=shapes, output_dtypes=[q.dtype, mx.float32], **row_launch)
     return out, lse

@@ -7,7 +7,8 @@
 //   xcrun -sdk macosx metallib dca-cs3072-lw512-d128-f16.air -o dca-cs3072-lw512-d128-f16.metallib
 // simdgroup_matrix 8×8 Q·Kᵀ and P·V with f32 accumulation; half storage; K and V tiles staged in f32 threadgroup memory, keys rotated on load.
 //
-// Interface. Every kernel of this file takes the same buffers, so a host binds them once:
+// Interface of the attention kernels (dcagen_dca_cs3072_lw512_d128_f16_fused). They take the same buffers, so a host binds
+// them once:
 //   buffer(0) q         (batch, queries, query_heads, HEAD_DIM) storage_t, contiguous
 //   buffer(1) k         (batch, keys, key_heads, HEAD_DIM) storage_t, contiguous
 //   buffer(2) v         like k
@@ -23,6 +24,13 @@
 // Dispatch: the kernels dcagen_dca_cs3072_lw512_d128_f16_fused, in that order, each as
 // dispatchThreadgroups((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) with THREADS threads per
 // threadgroup. Queries are the last `queries` positions of the keys (bottom-right alignment).
+// Serving kernels (paged KV cache; see "Serving" below for layouts and grids):
+//   dcagen_dca_cs3072_lw512_d128_f16_cache_append: new keys and values into the cache, buffers k, v, positions, slot_mapping,
+//     lengths, rope, AppendParams, k_cache, v_cache.
+//   dcagen_dca_cs3072_lw512_d128_f16_paged_decode, then dcagen_dca_cs3072_lw512_d128_f16_paged_merge when splits > 1: calls with few query rows.
+//   dcagen_dca_cs3072_lw512_d128_f16_paged_prefill: calls with more query rows.
+//   The paged kernels take buffers q, k_cache, v_cache, rope, PagedParams, out, lse, partials, block_table,
+//   seq_lens (0 .. 9). dcagen_dca_cs3072_lw512_d128_f16: namespace of their bodies.
 // A `kernel` below only declares its threadgroup memory and calls pass_body<N>; hosts that cannot bind
 // Metal arguments (MLX's mx.fast.metal_kernel, dcagen's CPU emulation) call the bodies directly, with
 // the threadgroup memory and the builtin ids as ordinary trailing arguments.
@@ -138,7 +146,7 @@ inline int frag_col(uint lane) { return int(((lane >> 3) & 1u) * 4u + (lane & 1u
 
 typedef simdgroup_matrix<float, 8, 8> frag_t;
 
-// Where a threadgroup's query tile lies, and the element offsets of its rows in q, k, v.
+// Where a threadgroup's query tile lies, and the element offsets of its rows in q and out.
 struct Tile {
   int batch, head, kv_head;
   int batches, queries, keys, query_heads;
@@ -146,35 +154,62 @@ struct Tile {
   int offset;              // keys − queries: query row r is at sequence position r + offset
   int row_first, row_last; // absolute positions of the tile's first and last real rows
   long q_base;             // element offset of q[batch, 0, head, 0] (and of out)
-  long kv_base;            // element offset of k[batch, 0, kv_head, 0] (and of v)
-  long q_step, kv_step;    // elements between consecutive sequence positions
-  float scale_log2;        // logit_scale · log2 e: scores in log2 units
+  long q_step;             // elements between consecutive query rows
+  float scale_log2;        // logit scale · log2 e: scores in log2 units
 };
 
-inline Tile make_tile(const AttentionParams p, uint3 group) {
+// The tile of threadgroup `group` in a call with `keys` keys in this batch entry's sequence.
+inline Tile make_tile_for(uint3 group, int batches, int queries, int keys, int query_heads, int key_heads, float logit_scale) {
   Tile t;
   t.batch = int(group.z);
   t.head = int(group.y);
-  t.kv_head = t.head / (p.query_heads / p.key_heads);  // GQA
-  t.batches = p.batch;
-  t.queries = p.queries;
-  t.keys = p.keys;
-  t.query_heads = p.query_heads;
+  t.kv_head = t.head / (query_heads / key_heads);  // GQA
+  t.batches = batches;
+  t.queries = queries;
+  t.keys = keys;
+  t.query_heads = query_heads;
   t.row0 = int(group.x) * BLOCK_Q;
-  t.offset = p.keys - p.queries;
+  t.offset = keys - queries;
   t.row_first = t.row0 + t.offset;
-  t.row_last = imin(t.row0 + BLOCK_Q, p.queries) - 1 + t.offset;
-  t.q_step = long(p.query_heads) * HEAD_DIM;
-  t.kv_step = long(p.key_heads) * HEAD_DIM;
-  t.q_base = long(t.batch) * p.queries * t.q_step + long(t.head) * HEAD_DIM;
-  t.kv_base = long(t.batch) * p.keys * t.kv_step + long(t.kv_head) * HEAD_DIM;
-  t.scale_log2 = p.logit_scale * LOG2E;
+  t.row_last = imin(t.row0 + BLOCK_Q, queries) - 1 + t.offset;
+  t.q_step = long(query_heads) * HEAD_DIM;
+  t.q_base = long(t.batch) * queries * t.q_step + long(t.head) * HEAD_DIM;
+  t.scale_log2 = logit_scale * LOG2E;
   return t;
 }
 
-// Floats of one three-pass partial: out (batch, queries, query_heads, HEAD_DIM), then lse.
-inline long partial_slot_floats(const AttentionParams p) {
-  return long(p.batch) * p.queries * p.query_heads * (HEAD_DIM + 1);
+inline Tile make_tile(const AttentionParams p, uint3 group) {
+  return make_tile_for(group, p.batch, p.queries, p.keys, p.query_heads, p.key_heads, p.logit_scale);
+}
+
+// Where key j's row of K and V starts (an element offset, the tile's KV head included). Every K/V read
+// goes through key_row, so the kernels take contiguous keys and a paged cache alike.
+// Contiguous keys: k, v (batch, keys, key_heads, HEAD_DIM).
+struct ContiguousRows {
+  long base;  // element offset of k[batch, 0, kv_head, 0]
+  long step;  // elements between consecutive keys
+};
+
+inline ContiguousRows contiguous_rows(const AttentionParams p, thread const Tile& t) {
+  ContiguousRows rows;
+  rows.step = long(p.key_heads) * HEAD_DIM;
+  rows.base = long(t.batch) * p.keys * rows.step + long(t.kv_head) * HEAD_DIM;
+  return rows;
+}
+
+inline long key_row(thread const ContiguousRows& rows, int j) {
+  return rows.base + long(j) * rows.step;
+}
+
+// The partial layout, one for the three-pass passes and the decode key splits: slot s of `partials`
+// holds one f32 result, its rows' normalised outputs (batch, queries, query_heads, HEAD_DIM), then
+// their log-sum-exp (batch, query_heads, queries), MASKED_SCORE for a row that saw no key.
+inline long partial_lse_base(int batch, int queries, int query_heads) {
+  return long(batch) * queries * query_heads * HEAD_DIM;
+}
+
+inline long partial_slot_floats(int batch, int queries, int query_heads) {
+  return long(batch) * queries * query_heads * (HEAD_DIM + 1);
 }
 
 // One online softmax per query row. A thread's fragment elements all lie in row frag_row(lane) of
@@ -215,9 +250,10 @@ inline void stage_queries(thread const Tile& t, device const storage_t* q, devic
 
 // Keys [key_tile, key_tile + BLOCK_K) of K (rotated as they are loaded) and V into threadgroup
 // memory (f32). Keys past the end of the sequence are zero (and masked), as are dims past HEAD_DIM.
-template <class Region>
-inline void stage_keys_values(thread const Tile& t, int key_tile, device const storage_t* k, device const storage_t* v,
-                              device const float2* rope, threadgroup float* sk, threadgroup float* sv, uint tid) {
+template <class Region, class Rows>
+inline void stage_keys_values(thread const Tile& t, thread const Rows& rows, int key_tile, device const storage_t* k,
+                              device const storage_t* v, device const float2* rope, threadgroup float* sk,
+                              threadgroup float* sv, uint tid) {
   for (int e = int(tid); e < BLOCK_K * DIM_TILE; e += THREADS) {
     const int r = e / DIM_TILE;
     const int d = e % DIM_TILE;
@@ -225,13 +261,14 @@ inline void stage_keys_values(thread const Tile& t, int key_tile, device const s
     float kx = 0.0f;
     float vx = 0.0f;
     if (j < t.keys && d < HEAD_DIM) {
-      device const storage_t* k_row = k + t.kv_base + long(j) * t.kv_step;
+      const long row = key_row(rows, j);
+      device const storage_t* k_row = k + row;
       kx = float(k_row[d]);
       if (d < ROTARY_DIM) {
         const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));
         kx = kx * cs.x + rope_sign(d) * float(k_row[rope_partner(d)]) * cs.y;
       }
-      vx = float(v[t.kv_base + long(j) * t.kv_step + d]);
+      vx = float(v[row + d]);
     }
     sk[r * TILE_STRIDE + d] = kx;
     sv[r * TILE_STRIDE + d] = vx;
@@ -240,10 +277,10 @@ inline void stage_keys_values(thread const Tile& t, int key_tile, device const s
 
 // One region of a pass: rotate the query tile at the region's positions, then walk its key tiles,
 // updating the rows' online softmax. Q·Kᵀ and P·V run on 8×8 simdgroup matrices (f32 accumulation).
-template <class Region>
-inline void visit_region(thread const Tile& t, thread SoftmaxState& st, device const storage_t* q, device const storage_t* k,
-                         device const storage_t* v, device const float2* rope, threadgroup float* tg, uint tid,
-                         uint lane, uint simd) {
+template <class Region, class Rows>
+inline void visit_region(thread const Tile& t, thread const Rows& rows, thread SoftmaxState& st, device const storage_t* q,
+                         device const storage_t* k, device const storage_t* v, device const float2* rope,
+                         threadgroup float* tg, uint tid, uint lane, uint simd) {
   const int key_begin = Region::key_begin(t.row_first);
   const int key_end = Region::key_end(t.row_last);
   if (key_begin > key_end) return;  // the tile meets no key of this region (uniform across the threadgroup)
@@ -260,7 +297,7 @@ inline void visit_region(thread const Tile& t, thread SoftmaxState& st, device c
   const int i = t.row_first + int(simd) * 8 + frag_row(lane);  // this thread's query position index
   for (int key_tile = (key_begin / BLOCK_K) * BLOCK_K; key_tile <= key_end; key_tile += BLOCK_K) {
     threadgroup_barrier(mem_flags::mem_threadgroup);  // every simdgroup is done with the query staging / last tile
-    stage_keys_values<Region>(t, key_tile, k, v, rope, sk, sv, tid);
+    stage_keys_values<Region>(t, rows, key_tile, k, v, rope, sk, sv, tid);
     threadgroup_barrier(mem_flags::mem_threadgroup);
 
     // S = Q·Kᵀ: 8 rows × BLOCK_K keys, one fragment per 8 keys; each Kᵀ block is a transposed load.
@@ -357,27 +394,37 @@ inline void store_partial(thread const Tile& t, thread SoftmaxState& st, device 
       if (dt * 8 + col + c < HEAD_DIM) out_row[dt * 8 + col + c] = st.o[dt].thread_elements()[c] * inv;
     }
   }
-  device float* lse = partial + long(t.batches) * t.queries * t.query_heads * HEAD_DIM;
+  device float* lse = partial + partial_lse_base(t.batches, t.queries, t.query_heads);
   if (col == 0) lse[(long(t.batch) * t.query_heads + t.head) * t.queries + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : MASKED_SCORE;
 }
 
 // ---- Pass bodies ----
 
-// The fused pass: every region of the pattern, one online softmax across them.
-inline void attention_fused(device const storage_t* q, device const storage_t* k, device const storage_t* v,
-                            device const float2* rope, const AttentionParams p, device storage_t* out, device float* lse,
-                            threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
-  const Tile t = make_tile(p, group);
+// Every region of the pattern for one query tile, one online softmax across them, K/V rows found
+// through `rows` (contiguous or paged).
+template <class Rows>
+inline void attend(thread const Tile& t, thread const Rows& rows, device const storage_t* q, device const storage_t* k,
+                   device const storage_t* v, device const float2* rope, device storage_t* out, device float* lse,
+                   threadgroup float* tg, uint tid, uint lane, uint simd) {
   SoftmaxState st;
   init_state(st);
   // Regions in the plan's visit order (ascending keys).
   // Region inter: chunk distance ≥ 2.
-  visit_region<Region_inter>(t, st, q, k, v, rope, tg, tid, lane, simd);
+  visit_region<Region_inter>(t, rows, st, q, k, v, rope, tg, tid, lane, simd);
   // Region successive: chunk distance = 1.
-  visit_region<Region_successive>(t, st, q, k, v, rope, tg, tid, lane, simd);
+  visit_region<Region_successive>(t, rows, st, q, k, v, rope, tg, tid, lane, simd);
   // Region intra: chunk distance = 0.
-  visit_region<Region_intra>(t, st, q, k, v, rope, tg, tid, lane, simd);
+  visit_region<Region_intra>(t, rows, st, q, k, v, rope, tg, tid, lane, simd);
   store_output(t, st, out, lse, lane, simd);
+}
+
+// The fused pass over contiguous keys.
+inline void attention_fused(device const storage_t* q, device const storage_t* k, device const storage_t* v,
+                            device const float2* rope, const AttentionParams p, device storage_t* out, device float* lse,
+                            threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
+  const Tile t = make_tile(p, group);
+  const ContiguousRows rows = contiguous_rows(p, t);
+  attend(t, rows, q, k, v, rope, out, lse, tg, tid, lane, simd);
 }
 
 // Three-pass baseline, pass 1..REGION_COUNT: one region alone, its normalised rows and LSE as f32
@@ -387,37 +434,38 @@ inline void attention_region(device const storage_t* q, device const storage_t* 
                              device const float2* rope, const AttentionParams p, device float* partial,
                              threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
   const Tile t = make_tile(p, group);
+  const ContiguousRows rows = contiguous_rows(p, t);
   SoftmaxState st;
   init_state(st);
-  visit_region<Region>(t, st, q, k, v, rope, tg, tid, lane, simd);
+  visit_region<Region>(t, rows, st, q, k, v, rope, tg, tid, lane, simd);
   store_partial(t, st, partial, lane, simd);
 }
 
-// Three-pass baseline, last pass: log-sum-exp merge of the REGION_COUNT partials of this tile's
-// rows, on the same grid as the other passes (THREADS / BLOCK_Q = 4 threads per row).
-inline void merge_partials(device const float* partials, const AttentionParams p, device storage_t* out, device float* lse,
-                           uint3 group, uint tid) {
+// The merge: log-sum-exp of `count` partials (three-pass: one per region; decode: one per key
+// split) of this tile's rows, on the attention passes' grid (THREADS / BLOCK_Q = 4 threads per row).
+inline void merge_partials(device const float* partials, int count, const AttentionParams p, device storage_t* out,
+                           device float* lse, uint3 group, uint tid) {
   const Tile t = make_tile(p, group);
   const int row = t.row0 + int(tid) / (THREADS / BLOCK_Q);
   const int part = int(tid) % (THREADS / BLOCK_Q);
   if (row >= t.queries) return;
-  const long slot = partial_slot_floats(p);
-  const long lse_base = long(p.batch) * p.queries * p.query_heads * HEAD_DIM;
+  const long slot = partial_slot_floats(p.batch, p.queries, p.query_heads);
+  const long lse_base = partial_lse_base(p.batch, p.queries, p.query_heads);
   const long lse_at = (long(t.batch) * t.query_heads + t.head) * t.queries + row;
   float m = MASKED_SCORE;
-  for (int r = 0; r < REGION_COUNT; ++r) m = max(m, partials[r * slot + lse_base + lse_at]);
+  for (int r = 0; r < count; ++r) m = max(m, partials[r * slot + lse_base + lse_at]);
   device storage_t* out_row = out + t.q_base + long(row) * t.q_step;
-  if (m == MASKED_SCORE) {  // no region saw a key (cannot happen for a causal row; kept for safety)
+  if (m == MASKED_SCORE) {  // no partial saw a key (cannot happen for a causal row; kept for safety)
     for (int d = part; d < HEAD_DIM; d += THREADS / BLOCK_Q) out_row[d] = storage_t(0.0f);
     if (part == 0) lse[lse_at] = -INFINITY;
     return;
   }
   float total = 0.0f;
-  for (int r = 0; r < REGION_COUNT; ++r) total += exp(partials[r * slot + lse_base + lse_at] - m);
+  for (int r = 0; r < count; ++r) total += exp(partials[r * slot + lse_base + lse_at] - m);
   const float merged = m + log(total);
   for (int d = part; d < HEAD_DIM; d += THREADS / BLOCK_Q) {
     float o = 0.0f;
-    for (int r = 0; r < REGION_COUNT; ++r) {
+    for (int r = 0; r < count; ++r) {
       o += exp(partials[r * slot + lse_base + lse_at] - merged) * partials[r * slot + t.q_base + long(row) * t.q_step + d];
     }
     out_row[d] = storage_t(o);
@@ -439,6 +487,307 @@ inline void pass_body<0>(device const storage_t* q, device const storage_t* k, d
   attention_fused(q, k, v, rope, p, out, lse, tg, group, tid, lane, simd);
 }
 
+// ---- Serving: a paged KV cache ----
+// The cache as vLLM lays it out: k_cache, v_cache (num_blocks, block_size, key_heads, HEAD_DIM)
+// storage_t; block_table int (batch, max_blocks): logical block b of sequence s lives in physical block
+// block_table[s][b]; seq_lens int (batch,). Key j of sequence s sits in block block_table[s][j / block_size],
+// row j % block_size. Queries (batch, queries, query_heads, HEAD_DIM) are every sequence's last
+// `queries` positions. Any block size and block order; chunk lengths need not be multiples of it.
+// Keys in the cache are raw (as projected): attention rotates them as it reads them.
+// Qwen's temperature (engine semantics): logits × softmax_scale × s(n), n = the sequence's length,
+// s(n) = max(1, 0.1 ln(n / original_max_position) + 1); keys written by cache_append carry the s of
+// their write; raw keys get s(n) on load (prefill's s(n)²).
+static constant constexpr const bool KEYS_PRE_ROTATED = false;
+static constant constexpr const int SIMD_WIDTH = 32;                 // threads per simdgroup (Apple GPUs)
+static constant constexpr const int LANE_DIMS = (HEAD_DIM + SIMD_WIDTH - 1) / SIMD_WIDTH;  // output dims per decode lane
+static constant constexpr const int DECODE_MAX_ROWS = 16;  // decode rows (simdgroups) per threadgroup at most
+static constant constexpr const int DECODE_TG_FLOATS = 6656;  // rotated queries + probabilities of DECODE_MAX_ROWS rows
+
+// Shapes of one paged call (buffer 4 of the paged kernels).
+struct PagedParams {
+  int batch;
+  int queries;                // query rows per sequence: its last `queries` positions
+  int query_heads;
+  int key_heads;
+  int block_size;             // keys per cache block
+  int max_blocks;             // columns of block_table
+  float softmax_scale;        // before Qwen's temperature
+  int original_max_position;  // > 0: Qwen's temperature s(n) from each sequence's length
+  int splits;                 // decode: key ranges per sequence (1: out and lse written directly)
+  int split_keys;             // decode: keys per range
+  int group_rows;             // decode: rows per threadgroup, one simdgroup each (≤ DECODE_MAX_ROWS)
+};
+
+// Qwen's factor s(n) (1 when original_max_position is not positive).
+inline float qwen_factor(int n, int original_max_position) {
+  if (original_max_position <= 0) return 1.0f;
+  return max(1.0f, 0.1f * log(float(n) / float(original_max_position)) + 1.0f);
+}
+
+// Softmax scale × s(n) for a sequence of n keys; raw keys take their s(n) here too.
+inline float paged_logit_scale(const PagedParams p, int n) {
+  const float s = qwen_factor(n, p.original_max_position);
+  return p.softmax_scale * s * (KEYS_PRE_ROTATED ? 1.0f : s);
+}
+
+// Keys in the paged cache: key j of the sequence is in physical block blocks[j / block_size].
+struct PagedRows {
+  device const int* blocks;  // the sequence's row of block_table
+  int block_size;
+  long head;                 // kv_head · HEAD_DIM
+  long slot_step;            // key_heads · HEAD_DIM: elements between consecutive slots
+};
+
+inline PagedRows paged_rows(const PagedParams p, device const int* block_table, int batch, int kv_head) {
+  PagedRows rows;
+  rows.blocks = block_table + long(batch) * p.max_blocks;
+  rows.block_size = p.block_size;
+  rows.head = long(kv_head) * HEAD_DIM;
+  rows.slot_step = long(p.key_heads) * HEAD_DIM;
+  return rows;
+}
+
+inline long key_row(thread const PagedRows& rows, int j) {
+  const long slot = long(rows.blocks[j / rows.block_size]) * rows.block_size + j % rows.block_size;
+  return slot * rows.slot_step + rows.head;
+}
+
+// ---- Regions by index (the plan's visit order), for kernels that meet keys one at a time ----
+// The region in which query i sees key j, REGION_COUNT when none does (regions do not overlap).
+inline int key_region(int i, int j) {
+  if (Region_inter::visible(i, j)) return 0;  // inter
+  if (Region_successive::visible(i, j)) return 1;  // successive
+  if (Region_intra::visible(i, j)) return 2;  // intra
+  return REGION_COUNT;
+}
+
+// Position of query i in region `region`.
+inline int region_query_position(int region, int i) {
+  if (region == 0) return Region_inter::query_position(i);
+  if (region == 1) return Region_successive::query_position(i);
+  return Region_intra::query_position(i);
+}
+
+// Position of key j in region `region` (raw keys are rotated at it).
+inline int region_key_position(int region, int j) {
+  if (region == 0) return Region_inter::key_position(j);
+  if (region == 1) return Region_successive::key_position(j);
+  return Region_intra::key_position(j);
+}
+
+// The first key some region lets query i see: every region's keys for i start at or after it.
+inline int first_visible_key(int i) {
+  int first = i;
+  if (Region_inter::key_begin(i) <= Region_inter::key_end(i)) first = imin(first, Region_inter::key_begin(i));
+  if (Region_successive::key_begin(i) <= Region_successive::key_end(i)) first = imin(first, Region_successive::key_begin(i));
+  if (Region_intra::key_begin(i) <= Region_intra::key_end(i)) first = imin(first, Region_intra::key_begin(i));
+  return first;
+}
+
+// ---- Cache append ----
+// Shapes of one append (buffer 6 of the cache-append kernel).
+struct AppendParams {
+  int tokens;
+  int key_heads;
+  int slots;                  // num_blocks × block_size
+  int original_max_position;  // > 0: keys × s(lengths[token])
+};
+
+// One (token, key head) of new keys: rotated once at `position` and multiplied by `factor`, into
+// dst; lanes over dims.
+inline void write_rotated_key(device const storage_t* key, int position, float factor, device const float2* rope,
+                              device storage_t* dst, uint lane) {
+  for (int d = int(lane); d < HEAD_DIM; d += SIMD_WIDTH) {
+    float x = float(key[d]);
+    if (d < ROTARY_DIM) {
+      const float2 cs = rope_cos_sin(rope, position, rope_pair(d));
+      x = x * cs.x + rope_sign(d) * float(key[rope_partner(d)]) * cs.y;
+    }
+    dst[d] = storage_t(x * factor);
+  }
+}
+
+// Every region places key j at the same position, Region_inter's: where the cache stores it.
+inline int cache_key_position(int j) { return Region_inter::key_position(j); }
+
+// New tokens into the paged cache (vLLM's reshape_and_cache): key t rotated once at
+// cache_key_position(positions[t]) and multiplied by s(lengths[t]) when p.original_max_position > 0,
+// value t copied, both into slot slot_mapping[t] = block × block_size + row. A negative slot skips the
+// token (padding); slots past the cache are skipped too (hosts refuse them first). Grid
+// (tokens, key_heads, 1) × SIMD_WIDTH threads; k, v (tokens, key_heads, HEAD_DIM).
+inline void cache_append(device const storage_t* k, device const storage_t* v, device const int* positions,
+                         device const int* slot_mapping, device const int* lengths, device const float2* rope,
+                         const AppendParams p, device storage_t* k_cache, device storage_t* v_cache, uint3 group,
+                         uint lane) {
+  const int token = int(group.x);
+  const int head = int(group.y);
+  const int slot = slot_mapping[token];
+  if (slot < 0 || slot >= p.slots) return;
+  const long src = (long(token) * p.key_heads + head) * HEAD_DIM;
+  const long dst = (long(slot) * p.key_heads + head) * HEAD_DIM;
+  const float factor = p.original_max_position > 0 ? qwen_factor(lengths[token], p.original_max_position) : 1.0f;
+  write_rotated_key(k + src, cache_key_position(positions[token]), factor, rope, k_cache + dst, lane);
+  for (int d = int(lane); d < HEAD_DIM; d += SIMD_WIDTH) v_cache[dst + d] = v[src + d];
+}
+
+// The same keys into `rotated` (tokens, key_heads, HEAD_DIM) instead of the cache, for hosts whose
+// kernels cannot write into an existing buffer (MLX); the host scatters them and the values. Same grid.
+inline void rotate_new_keys(device const storage_t* k, device const int* positions, device const int* lengths,
+                            device const float2* rope, const AppendParams p, device storage_t* rotated, uint3 group,
+                            uint lane) {
+  const int token = int(group.x);
+  const long at = (long(token) * p.key_heads + int(group.y)) * HEAD_DIM;
+  const float factor = p.original_max_position > 0 ? qwen_factor(lengths[token], p.original_max_position) : 1.0f;
+  write_rotated_key(k + at, cache_key_position(positions[token]), factor, rope, rotated + at, lane);
+}
+
+
+// ---- Paged decode: split-K for calls with few query rows ----
+// One threadgroup per (key split, KV head × row block, batch entry). Its rows are the rows reading one
+// KV head — the query heads that share it (GQA) × the call's queries — group_rows at a time, one
+// simdgroup per row, so the rows walk the same keys together and each K/V row comes from memory once
+// per threadgroup. Within a row, lanes take one key each (score, then simd_max / simd_sum for the
+// online softmax), then one output dim each for P·V, reading the step's probabilities back from
+// threadgroup memory. Nothing is shared between simdgroups, so there is no threadgroup barrier.
+
+// Score (log2 units) of key row k_row against `query`, rotated for `region` and pre-scaled.
+inline float key_score(threadgroup const float* query, device const storage_t* k_row, device const float2* rope, int region, int j) {
+  // Raw keys: rotated as they are read, at the region's key position.
+  const int position = region_key_position(region, j);
+  float s = 0.0f;
+  for (int d = 0; d < HEAD_DIM; ++d) {
+    float kx = float(k_row[d]);
+    if (d < ROTARY_DIM) {
+      const float2 cs = rope_cos_sin(rope, position, rope_pair(d));
+      kx = kx * cs.x + rope_sign(d) * float(k_row[rope_partner(d)]) * cs.y;
+    }
+    s += query[d] * kx;
+  }
+  return s;
+}
+
+// The row's result: out and lse with one split, else this split's partial (the merge's layout).
+inline void store_decode_row(const PagedParams p, int split, long q_row, long lse_at, float m, float l, thread const float* acc,
+                             device storage_t* out, device float* lse, device float* partials, uint lane) {
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  if (p.splits == 1) {
+    for (int c = 0; c < LANE_DIMS; ++c) {
+      const int d = int(lane) + c * SIMD_WIDTH;
+      if (d < HEAD_DIM) out[q_row * HEAD_DIM + d] = storage_t(acc[c] * inv);
+    }
+    if (lane == 0) lse[lse_at] = l > 0.0f ? (m + log2(l)) / LOG2E : -INFINITY;
+    return;
+  }
+  device float* partial = partials + long(split) * partial_slot_floats(p.batch, p.queries, p.query_heads);
+  for (int c = 0; c < LANE_DIMS; ++c) {
+    const int d = int(lane) + c * SIMD_WIDTH;
+    if (d < HEAD_DIM) partial[q_row * HEAD_DIM + d] = acc[c] * inv;
+  }
+  if (lane == 0) partial[partial_lse_base(p.batch, p.queries, p.query_heads) + lse_at] = l > 0.0f ? (m + log2(l)) / LOG2E : MASKED_SCORE;
+}
+
+inline void paged_decode(device const storage_t* q, device const storage_t* k_cache, device const storage_t* v_cache,
+                         device const float2* rope, const PagedParams p, device storage_t* out, device float* lse,
+                         device float* partials, device const int* block_table, device const int* seq_lens,
+                         threadgroup float* tg, uint3 group, uint lane, uint simd) {
+  // This simdgroup's row: one (query head, query) of the rows that read KV head kv_head.
+  const int batch = int(group.z);
+  const int heads_per_kv = p.query_heads / p.key_heads;
+  const int kv_rows = heads_per_kv * p.queries;
+  const int row_blocks = (kv_rows + p.group_rows - 1) / p.group_rows;
+  const int kv_head = int(group.y) / row_blocks;
+  const int row = (int(group.y) % row_blocks) * p.group_rows + int(simd);
+  if (row >= kv_rows) return;  // a spare simdgroup of the last row block (no threadgroup barrier follows)
+  const int head = kv_head * heads_per_kv + row / p.queries;
+  const int query = row % p.queries;
+  const int keys = seq_lens[batch];
+  const int i = query + keys - p.queries;  // the query's position in its sequence
+  const long q_row = (long(batch) * p.queries + query) * p.query_heads + head;  // row of q and out
+  const long lse_at = (long(batch) * p.query_heads + head) * p.queries + query;
+  const PagedRows rows = paged_rows(p, block_table, batch, kv_head);
+
+  // The query rotated at each region's query position and pre-scaled to log2 units, into this
+  // simdgroup's part of threadgroup memory.
+  threadgroup float* rotated = tg + int(simd) * REGION_COUNT * HEAD_DIM;
+  threadgroup float* probs = tg + DECODE_MAX_ROWS * REGION_COUNT * HEAD_DIM + int(simd) * SIMD_WIDTH;
+  const float scale_log2 = paged_logit_scale(p, keys) * LOG2E;
+  device const storage_t* q_in = q + q_row * HEAD_DIM;
+  for (int e = int(lane); e < REGION_COUNT * HEAD_DIM; e += SIMD_WIDTH) {
+    const int region = e / HEAD_DIM;
+    const int d = e % HEAD_DIM;
+    float x = float(q_in[d]);
+    if (d < ROTARY_DIM) {
+      const float2 cs = rope_cos_sin(rope, region_query_position(region, i), rope_pair(d));
+      x = x * cs.x + rope_sign(d) * float(q_in[rope_partner(d)]) * cs.y;
+    }
+    rotated[e] = x * scale_log2;
+  }
+  simdgroup_barrier(mem_flags::mem_threadgroup);
+
+  // This split's keys that some region lets the row see, SIMD_WIDTH per step.
+  const int split_first = int(group.x) * p.split_keys;
+  const int first = imax(split_first, first_visible_key(i));
+  const int last = imin(split_first + p.split_keys - 1, i);  // causal: nothing past the diagonal
+  float m = MASKED_SCORE;  // running max score, the same in every lane (MASKED_SCORE: nothing visible yet)
+  float l = 0.0f;          // running sum of exp2(score − m), the same in every lane
+  float acc[LANE_DIMS];    // output dims lane, lane + SIMD_WIDTH, …, unnormalised
+  for (int c = 0; c < LANE_DIMS; ++c) acc[c] = 0.0f;
+  for (int step = first; step <= last; step += SIMD_WIDTH) {
+    // Lanes over keys: key j's score against the query rotated for the region that owns it.
+    const int j = step + int(lane);
+    float s = MASKED_SCORE;
+    if (j <= last) {
+      const int region = key_region(i, j);
+      if (region < REGION_COUNT) s = key_score(rotated + region * HEAD_DIM, k_cache + key_row(rows, j), rope, region, j);
+    }
+    const float step_max = simd_max(s);
+    if (step_max == MASKED_SCORE) continue;  // no visible key in this step (the same in every lane)
+    const float m_new = max(m, step_max);
+    const float alpha = m == MASKED_SCORE ? 0.0f : exp2(m - m_new);
+    const float prob = s == MASKED_SCORE ? 0.0f : exp2(s - m_new);
+    l = l * alpha + simd_sum(prob);
+    m = m_new;
+
+    // Lanes over dims: O = O·alpha + P·V, each key's probability read back from threadgroup memory.
+    probs[lane] = prob;
+    simdgroup_barrier(mem_flags::mem_threadgroup);
+    for (int c = 0; c < LANE_DIMS; ++c) acc[c] *= alpha;
+    const int step_keys = imin(SIMD_WIDTH, last - step + 1);
+    for (int n = 0; n < step_keys; ++n) {
+      const float pn = probs[n];
+      if (pn == 0.0f) continue;  // a key the row does not see (the same in every lane)
+      device const storage_t* v_row = v_cache + key_row(rows, step + n);
+      for (int c = 0; c < LANE_DIMS; ++c) {
+        const int d = int(lane) + c * SIMD_WIDTH;
+        if (d < HEAD_DIM) acc[c] += pn * float(v_row[d]);
+      }
+    }
+    simdgroup_barrier(mem_flags::mem_threadgroup);  // every lane has read probs before the next step writes it
+  }
+  store_decode_row(p, int(group.x), q_row, lse_at, m, l, acc, out, lse, partials, lane);
+}
+
+// The decode splits' partials merged into out and lse: the merge of the three-pass baseline, over
+// `splits` partials, on grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.
+inline void paged_merge(device const float* partials, const PagedParams p, device storage_t* out, device float* lse,
+                        uint3 group, uint tid) {
+  const AttentionParams rows = {p.batch, p.queries, p.queries, p.query_heads, p.key_heads, 0.0f};
+  merge_partials(partials, p.splits, rows, out, lse, group, tid);
+}
+
+// ---- Paged prefill: the fused kernel over the cache (calls with more query rows) ----
+// Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS, as the fused pass; each
+// threadgroup walks its own sequence's keys through the block table.
+inline void paged_prefill(device const storage_t* q, device const storage_t* k_cache, device const storage_t* v_cache,
+                          device const float2* rope, const PagedParams p, device storage_t* out, device float* lse,
+                          device const int* block_table, device const int* seq_lens, threadgroup float* tg,
+                          uint3 group, uint tid, uint lane, uint simd) {
+  const int keys = seq_lens[group.z];
+  const Tile t = make_tile_for(group, p.batch, p.queries, keys, p.query_heads, p.key_heads, paged_logit_scale(p, keys));
+  const PagedRows rows = paged_rows(p, block_table, t.batch, t.kv_head);
+  attend(t, rows, q, k_cache, v_cache, rope, out, lse, tg, tid, lane, simd);
+}
+
 }  // namespace dcagen_dca_cs3072_lw512_d128_f16
 
 // ---- Kernels ----
@@ -457,4 +806,75 @@ kernel void dcagen_dca_cs3072_lw512_d128_f16_fused(device const dcagen_dca_cs307
     uint simd [[simdgroup_index_in_threadgroup]]) {
   threadgroup float tg[dcagen_dca_cs3072_lw512_d128_f16::TG_MEMORY_FLOATS];
   dcagen_dca_cs3072_lw512_d128_f16::pass_body<0>(q, k, v, rope, params, out, lse, partials, tg, group, tid, lane, simd);
+}
+
+// Serving: new keys (rotated) and values into the paged cache. Grid (tokens, key_heads, 1) × SIMD_WIDTH threads.
+kernel void dcagen_dca_cs3072_lw512_d128_f16_cache_append(device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* k [[buffer(0)]],
+    device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* v [[buffer(1)]],
+    device const int* positions [[buffer(2)]],
+    device const int* slot_mapping [[buffer(3)]],
+    device const int* lengths [[buffer(4)]],
+    device const float2* rope [[buffer(5)]],
+    constant dcagen_dca_cs3072_lw512_d128_f16::AppendParams& params [[buffer(6)]],
+    device dcagen_dca_cs3072_lw512_d128_f16::storage_t* k_cache [[buffer(7)]],
+    device dcagen_dca_cs3072_lw512_d128_f16::storage_t* v_cache [[buffer(8)]],
+    uint3 group [[threadgroup_position_in_grid]],
+    uint lane [[thread_index_in_simdgroup]]) {
+  dcagen_dca_cs3072_lw512_d128_f16::cache_append(k, v, positions, slot_mapping, lengths, rope, params, k_cache, v_cache, group, lane);
+}
+
+// Serving: split-K paged decode. Grid (splits, key_heads × row blocks, batch) × SIMD_WIDTH · group_rows threads.
+kernel void dcagen_dca_cs3072_lw512_d128_f16_paged_decode(device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* q [[buffer(0)]],
+    device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* k_cache [[buffer(1)]],
+    device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* v_cache [[buffer(2)]],
+    device const float2* rope [[buffer(3)]],
+    constant dcagen_dca_cs3072_lw512_d128_f16::PagedParams& params [[buffer(4)]],
+    device dcagen_dca_cs3072_lw512_d128_f16::storage_t* out [[buffer(5)]],
+    device float* lse [[buffer(6)]],
+    device float* partials [[buffer(7)]],
+    device const int* block_table [[buffer(8)]],
+    device const int* seq_lens [[buffer(9)]],
+    uint3 group [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint simd [[simdgroup_index_in_threadgroup]]) {
+  threadgroup float tg[dcagen_dca_cs3072_lw512_d128_f16::DECODE_TG_FLOATS];
+  dcagen_dca_cs3072_lw512_d128_f16::paged_decode(q, k_cache, v_cache, rope, params, out, lse, partials, block_table, seq_lens, tg, group, lane, simd);
+}
+
+// Serving: log-sum-exp merge of the decode splits (when splits > 1). Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.
+kernel void dcagen_dca_cs3072_lw512_d128_f16_paged_merge(device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* q [[buffer(0)]],
+    device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* k_cache [[buffer(1)]],
+    device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* v_cache [[buffer(2)]],
+    device const float2* rope [[buffer(3)]],
+    constant dcagen_dca_cs3072_lw512_d128_f16::PagedParams& params [[buffer(4)]],
+    device dcagen_dca_cs3072_lw512_d128_f16::storage_t* out [[buffer(5)]],
+    device float* lse [[buffer(6)]],
+    device float* partials [[buffer(7)]],
+    device const int* block_table [[buffer(8)]],
+    device const int* seq_lens [[buffer(9)]],
+    uint3 group [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint simd [[simdgroup_index_in_threadgroup]]) {
+  dcagen_dca_cs3072_lw512_d128_f16::paged_merge(partials, params, out, lse, group, tid);
+}
+
+// Serving: paged prefill, the fused pass over the cache. Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.
+kernel void dcagen_dca_cs3072_lw512_d128_f16_paged_prefill(device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* q [[buffer(0)]],
+    device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* k_cache [[buffer(1)]],
+    device const dcagen_dca_cs3072_lw512_d128_f16::storage_t* v_cache [[buffer(2)]],
+    device const float2* rope [[buffer(3)]],
+    constant dcagen_dca_cs3072_lw512_d128_f16::PagedParams& params [[buffer(4)]],
+    device dcagen_dca_cs3072_lw512_d128_f16::storage_t* out [[buffer(5)]],
+    device float* lse [[buffer(6)]],
+    device float* partials [[buffer(7)]],
+    device const int* block_table [[buffer(8)]],
+    device const int* seq_lens [[buffer(9)]],
+    uint3 group [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint simd [[simdgroup_index_in_threadgroup]]) {
+  threadgroup float tg[dcagen_dca_cs3072_lw512_d128_f16::TG_MEMORY_FLOATS];
+  dcagen_dca_cs3072_lw512_d128_f16::paged_prefill(q, k_cache, v_cache, rope, params, out, lse, block_table, seq_lens, tg, group, tid, lane, simd);
 }

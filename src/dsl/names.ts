@@ -38,6 +38,7 @@ const RESERVED_CONSTANTS: ReadonlySet<string> = new Set([
   'ROPE_FINE_BITS', 'ROPE_PAIRS', 'ROPE_STYLE', 'ROTARY_DIM', 'ROW_THREADS', 'SIMDGROUPS',
   'SMEM_ELEMENTS', 'STORAGE', 'SWIZZLE', 'T', 'TG_MEMORY_FLOATS', 'THREADS', 'TILE_STRIDE', 'UNIFORM', 'URL',
   'VARIANT', 'WORKSPACE_FLOATS_PER_ROW',
+  'CACHE_APPEND', 'DECODE_MAX_ROWS', 'DECODE_TG_FLOATS', 'KEYS_PRE_ROTATED', 'LANE_DIMS', 'SIMD_WIDTH', 'TARGET_THREADGROUPS',
   // single macros of <cmath>, <cstdio>, <cstdlib>, <ctime>, the CUDA and Metal headers
   'INFINITY', 'NAN', 'NULL', 'EOF', 'BUFSIZ', 'RAND_MAX', 'CLOCKS_PER_SEC', 'MAXFLOAT', 'EDOM', 'ERANGE', 'EILSEQ',
   'ASSERT', 'TRUE', 'FALSE', 'MIN', 'MAX', 'ABS',
@@ -51,6 +52,7 @@ const RESERVED_PYTHON: ReadonlySet<string> = new Set([
   'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or', 'pass', 'raise',
   'return', 'try', 'while', 'with', 'yield', 'match', 'case', 'type',
   'q', 'k', 'v', 'rope_theta', 'scale', 'original_max_position',
+  'key', 'value', 'key_cache', 'value_cache', 'slot_mapping', 'positions', 'seq_lens', 'block_table', 'splits',
   'math', 'os', 'np', 'mx', 'torch', 'rope_table', 'logit_scale', 'kernel_sources', 'load_inline',
   'abs', 'bool', 'dict', 'float', 'int', 'len', 'list', 'max', 'min', 'print', 'range', 'str', 'tuple', 'isinstance', 'super', 'open',
 ]);

@@ -7,7 +7,8 @@
 //   xcrun -sdk macosx metallib {{baseName}}.air -o {{baseName}}.metallib
 // {{pathSummary}}
 //
-// Interface. Every kernel of this file takes the same buffers, so a host binds them once:
+// Interface of the attention kernels ({{kernelList}}). They take the same buffers, so a host binds
+// them once:
 //   buffer(0) q         (batch, queries, query_heads, HEAD_DIM) storage_t, contiguous
 //   buffer(1) k         (batch, keys, key_heads, HEAD_DIM) storage_t, contiguous
 //   buffer(2) v         like k
@@ -23,6 +24,7 @@
 // Dispatch: the kernels {{kernelList}}, in that order, each as
 // dispatchThreadgroups((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) with THREADS threads per
 // threadgroup. Queries are the last `queries` positions of the keys (bottom-right alignment).
+{{servingInterface}}
 // A `kernel` below only declares its threadgroup memory and calls pass_body<N>; hosts that cannot bind
 // Metal arguments (MLX's mx.fast.metal_kernel, dcagen's CPU emulation) call the bodies directly, with
 // the threadgroup memory and the builtin ids as ordinary trailing arguments.
@@ -99,7 +101,7 @@ inline int frag_col(uint lane) { return int(((lane >> 3) & 1u) * 4u + (lane & 1u
 
 typedef simdgroup_matrix<float, 8, 8> frag_t;
 
-// Where a threadgroup's query tile lies, and the element offsets of its rows in q, k, v.
+// Where a threadgroup's query tile lies, and the element offsets of its rows in q and out.
 struct Tile {
   int batch, head, kv_head;
   int batches, queries, keys, query_heads;
@@ -107,35 +109,62 @@ struct Tile {
   int offset;              // keys − queries: query row r is at sequence position r + offset
   int row_first, row_last; // absolute positions of the tile's first and last real rows
   long q_base;             // element offset of q[batch, 0, head, 0] (and of out)
-  long kv_base;            // element offset of k[batch, 0, kv_head, 0] (and of v)
-  long q_step, kv_step;    // elements between consecutive sequence positions
-  float scale_log2;        // logit_scale · log2 e: scores in log2 units
+  long q_step;             // elements between consecutive query rows
+  float scale_log2;        // logit scale · log2 e: scores in log2 units
 };
 
-inline Tile make_tile(const AttentionParams p, uint3 group) {
+// The tile of threadgroup `group` in a call with `keys` keys in this batch entry's sequence.
+inline Tile make_tile_for(uint3 group, int batches, int queries, int keys, int query_heads, int key_heads, float logit_scale) {
   Tile t;
   t.batch = int(group.z);
   t.head = int(group.y);
-  t.kv_head = t.head / (p.query_heads / p.key_heads);  // GQA
-  t.batches = p.batch;
-  t.queries = p.queries;
-  t.keys = p.keys;
-  t.query_heads = p.query_heads;
+  t.kv_head = t.head / (query_heads / key_heads);  // GQA
+  t.batches = batches;
+  t.queries = queries;
+  t.keys = keys;
+  t.query_heads = query_heads;
   t.row0 = int(group.x) * BLOCK_Q;
-  t.offset = p.keys - p.queries;
+  t.offset = keys - queries;
   t.row_first = t.row0 + t.offset;
-  t.row_last = imin(t.row0 + BLOCK_Q, p.queries) - 1 + t.offset;
-  t.q_step = long(p.query_heads) * HEAD_DIM;
-  t.kv_step = long(p.key_heads) * HEAD_DIM;
-  t.q_base = long(t.batch) * p.queries * t.q_step + long(t.head) * HEAD_DIM;
-  t.kv_base = long(t.batch) * p.keys * t.kv_step + long(t.kv_head) * HEAD_DIM;
-  t.scale_log2 = p.logit_scale * LOG2E;
+  t.row_last = imin(t.row0 + BLOCK_Q, queries) - 1 + t.offset;
+  t.q_step = long(query_heads) * HEAD_DIM;
+  t.q_base = long(t.batch) * queries * t.q_step + long(t.head) * HEAD_DIM;
+  t.scale_log2 = logit_scale * LOG2E;
   return t;
 }
 
-// Floats of one three-pass partial: out (batch, queries, query_heads, HEAD_DIM), then lse.
-inline long partial_slot_floats(const AttentionParams p) {
-  return long(p.batch) * p.queries * p.query_heads * (HEAD_DIM + 1);
+inline Tile make_tile(const AttentionParams p, uint3 group) {
+  return make_tile_for(group, p.batch, p.queries, p.keys, p.query_heads, p.key_heads, p.logit_scale);
+}
+
+// Where key j's row of K and V starts (an element offset, the tile's KV head included). Every K/V read
+// goes through key_row, so the kernels take contiguous keys and a paged cache alike.
+// Contiguous keys: k, v (batch, keys, key_heads, HEAD_DIM).
+struct ContiguousRows {
+  long base;  // element offset of k[batch, 0, kv_head, 0]
+  long step;  // elements between consecutive keys
+};
+
+inline ContiguousRows contiguous_rows(const AttentionParams p, thread const Tile& t) {
+  ContiguousRows rows;
+  rows.step = long(p.key_heads) * HEAD_DIM;
+  rows.base = long(t.batch) * p.keys * rows.step + long(t.kv_head) * HEAD_DIM;
+  return rows;
+}
+
+inline long key_row(thread const ContiguousRows& rows, int j) {
+  return rows.base + long(j) * rows.step;
+}
+
+// The partial layout, one for the three-pass passes and the decode key splits: slot s of `partials`
+// holds one f32 result, its rows' normalised outputs (batch, queries, query_heads, HEAD_DIM), then
+// their log-sum-exp (batch, query_heads, queries), MASKED_SCORE for a row that saw no key.
+inline long partial_lse_base(int batch, int queries, int query_heads) {
+  return long(batch) * queries * query_heads * HEAD_DIM;
+}
+
+inline long partial_slot_floats(int batch, int queries, int query_heads) {
+  return long(batch) * queries * query_heads * (HEAD_DIM + 1);
 }
 
 // One online softmax per query row. A thread's fragment elements all lie in row frag_row(lane) of
@@ -176,9 +205,10 @@ inline void stage_queries(thread const Tile& t, device const storage_t* q, devic
 
 // Keys [key_tile, key_tile + BLOCK_K) of K (rotated as they are loaded) and V into threadgroup
 // memory (f32). Keys past the end of the sequence are zero (and masked), as are dims past HEAD_DIM.
-template <class Region>
-inline void stage_keys_values(thread const Tile& t, int key_tile, device const storage_t* k, device const storage_t* v,
-                              device const float2* rope, threadgroup float* sk, threadgroup float* sv, uint tid) {
+template <class Region, class Rows>
+inline void stage_keys_values(thread const Tile& t, thread const Rows& rows, int key_tile, device const storage_t* k,
+                              device const storage_t* v, device const float2* rope, threadgroup float* sk,
+                              threadgroup float* sv, uint tid) {
   for (int e = int(tid); e < BLOCK_K * DIM_TILE; e += THREADS) {
     const int r = e / DIM_TILE;
     const int d = e % DIM_TILE;
@@ -186,10 +216,11 @@ inline void stage_keys_values(thread const Tile& t, int key_tile, device const s
     float kx = 0.0f;
     float vx = 0.0f;
     if (j < t.keys && d < HEAD_DIM) {
-      device const storage_t* k_row = k + t.kv_base + long(j) * t.kv_step;
+      const long row = key_row(rows, j);
+      device const storage_t* k_row = k + row;
       kx = float(k_row[d]);
 {{rotateKey}}
-      vx = float(v[t.kv_base + long(j) * t.kv_step + d]);
+      vx = float(v[row + d]);
     }
     sk[r * TILE_STRIDE + d] = kx;
     sv[r * TILE_STRIDE + d] = vx;
@@ -198,10 +229,10 @@ inline void stage_keys_values(thread const Tile& t, int key_tile, device const s
 
 // One region of a pass: rotate the query tile at the region's positions, then walk its key tiles,
 // updating the rows' online softmax. Q·Kᵀ and P·V run on 8×8 simdgroup matrices (f32 accumulation).
-template <class Region>
-inline void visit_region(thread const Tile& t, thread SoftmaxState& st, device const storage_t* q, device const storage_t* k,
-                         device const storage_t* v, device const float2* rope, threadgroup float* tg, uint tid,
-                         uint lane, uint simd) {
+template <class Region, class Rows>
+inline void visit_region(thread const Tile& t, thread const Rows& rows, thread SoftmaxState& st, device const storage_t* q,
+                         device const storage_t* k, device const storage_t* v, device const float2* rope,
+                         threadgroup float* tg, uint tid, uint lane, uint simd) {
   const int key_begin = Region::key_begin(t.row_first);
   const int key_end = Region::key_end(t.row_last);
   if (key_begin > key_end) return;  // the tile meets no key of this region (uniform across the threadgroup)
@@ -218,7 +249,7 @@ inline void visit_region(thread const Tile& t, thread SoftmaxState& st, device c
   const int i = t.row_first + int(simd) * 8 + frag_row(lane);  // this thread's query position index
   for (int key_tile = (key_begin / BLOCK_K) * BLOCK_K; key_tile <= key_end; key_tile += BLOCK_K) {
     threadgroup_barrier(mem_flags::mem_threadgroup);  // every simdgroup is done with the query staging / last tile
-    stage_keys_values<Region>(t, key_tile, k, v, rope, sk, sv, tid);
+    stage_keys_values<Region>(t, rows, key_tile, k, v, rope, sk, sv, tid);
     threadgroup_barrier(mem_flags::mem_threadgroup);
 
     // S = Q·Kᵀ: 8 rows × BLOCK_K keys, one fragment per 8 keys; each Kᵀ block is a transposed load.
@@ -315,22 +346,32 @@ inline void store_partial(thread const Tile& t, thread SoftmaxState& st, device 
       if (dt * 8 + col + c < HEAD_DIM) out_row[dt * 8 + col + c] = st.o[dt].thread_elements()[c] * inv;
     }
   }
-  device float* lse = partial + long(t.batches) * t.queries * t.query_heads * HEAD_DIM;
+  device float* lse = partial + partial_lse_base(t.batches, t.queries, t.query_heads);
   if (col == 0) lse[(long(t.batch) * t.query_heads + t.head) * t.queries + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : MASKED_SCORE;
 }
 
 // ---- Pass bodies ----
 
-// The fused pass: every region of the pattern, one online softmax across them.
-inline void attention_fused(device const storage_t* q, device const storage_t* k, device const storage_t* v,
-                            device const float2* rope, const AttentionParams p, device storage_t* out, device float* lse,
-                            threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
-  const Tile t = make_tile(p, group);
+// Every region of the pattern for one query tile, one online softmax across them, K/V rows found
+// through `rows` (contiguous or paged).
+template <class Rows>
+inline void attend(thread const Tile& t, thread const Rows& rows, device const storage_t* q, device const storage_t* k,
+                   device const storage_t* v, device const float2* rope, device storage_t* out, device float* lse,
+                   threadgroup float* tg, uint tid, uint lane, uint simd) {
   SoftmaxState st;
   init_state(st);
   // Regions in the plan's visit order (ascending keys).
 {{regionVisits}}
   store_output(t, st, out, lse, lane, simd);
+}
+
+// The fused pass over contiguous keys.
+inline void attention_fused(device const storage_t* q, device const storage_t* k, device const storage_t* v,
+                            device const float2* rope, const AttentionParams p, device storage_t* out, device float* lse,
+                            threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
+  const Tile t = make_tile(p, group);
+  const ContiguousRows rows = contiguous_rows(p, t);
+  attend(t, rows, q, k, v, rope, out, lse, tg, tid, lane, simd);
 }
 
 // Three-pass baseline, pass 1..REGION_COUNT: one region alone, its normalised rows and LSE as f32
@@ -340,37 +381,38 @@ inline void attention_region(device const storage_t* q, device const storage_t* 
                              device const float2* rope, const AttentionParams p, device float* partial,
                              threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
   const Tile t = make_tile(p, group);
+  const ContiguousRows rows = contiguous_rows(p, t);
   SoftmaxState st;
   init_state(st);
-  visit_region<Region>(t, st, q, k, v, rope, tg, tid, lane, simd);
+  visit_region<Region>(t, rows, st, q, k, v, rope, tg, tid, lane, simd);
   store_partial(t, st, partial, lane, simd);
 }
 
-// Three-pass baseline, last pass: log-sum-exp merge of the REGION_COUNT partials of this tile's
-// rows, on the same grid as the other passes (THREADS / BLOCK_Q = 4 threads per row).
-inline void merge_partials(device const float* partials, const AttentionParams p, device storage_t* out, device float* lse,
-                           uint3 group, uint tid) {
+// The merge: log-sum-exp of `count` partials (three-pass: one per region; decode: one per key
+// split) of this tile's rows, on the attention passes' grid (THREADS / BLOCK_Q = 4 threads per row).
+inline void merge_partials(device const float* partials, int count, const AttentionParams p, device storage_t* out,
+                           device float* lse, uint3 group, uint tid) {
   const Tile t = make_tile(p, group);
   const int row = t.row0 + int(tid) / (THREADS / BLOCK_Q);
   const int part = int(tid) % (THREADS / BLOCK_Q);
   if (row >= t.queries) return;
-  const long slot = partial_slot_floats(p);
-  const long lse_base = long(p.batch) * p.queries * p.query_heads * HEAD_DIM;
+  const long slot = partial_slot_floats(p.batch, p.queries, p.query_heads);
+  const long lse_base = partial_lse_base(p.batch, p.queries, p.query_heads);
   const long lse_at = (long(t.batch) * t.query_heads + t.head) * t.queries + row;
   float m = MASKED_SCORE;
-  for (int r = 0; r < REGION_COUNT; ++r) m = max(m, partials[r * slot + lse_base + lse_at]);
+  for (int r = 0; r < count; ++r) m = max(m, partials[r * slot + lse_base + lse_at]);
   device storage_t* out_row = out + t.q_base + long(row) * t.q_step;
-  if (m == MASKED_SCORE) {  // no region saw a key (cannot happen for a causal row; kept for safety)
+  if (m == MASKED_SCORE) {  // no partial saw a key (cannot happen for a causal row; kept for safety)
     for (int d = part; d < HEAD_DIM; d += THREADS / BLOCK_Q) out_row[d] = storage_t(0.0f);
     if (part == 0) lse[lse_at] = -INFINITY;
     return;
   }
   float total = 0.0f;
-  for (int r = 0; r < REGION_COUNT; ++r) total += exp(partials[r * slot + lse_base + lse_at] - m);
+  for (int r = 0; r < count; ++r) total += exp(partials[r * slot + lse_base + lse_at] - m);
   const float merged = m + log(total);
   for (int d = part; d < HEAD_DIM; d += THREADS / BLOCK_Q) {
     float o = 0.0f;
-    for (int r = 0; r < REGION_COUNT; ++r) {
+    for (int r = 0; r < count; ++r) {
       o += exp(partials[r * slot + lse_base + lse_at] - merged) * partials[r * slot + t.q_base + long(row) * t.q_step + d];
     }
     out_row[d] = storage_t(o);
@@ -386,6 +428,7 @@ inline void pass_body(device const storage_t* q, device const storage_t* k, devi
 
 {{passBodies}}
 
+{{serving}}
 }  // namespace {{namespace}}
 
 // ---- Kernels ----

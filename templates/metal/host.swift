@@ -3,26 +3,43 @@
 //   {{command}}
 //
 // Host program for {{fileName}}.
-// Loads the compiled library, binds the buffers, dispatches the kernel passes for one shape and reads
-// and writes raw little-endian files, like dcagen's CUDA harness; `dcagen run --backend metal` builds
-// and runs it on macOS. Passes: {{kernelList}}.
+// Loads the compiled library, binds the buffers, dispatches the kernels for one shape and reads and
+// writes raw little-endian files, like dcagen's CUDA harness; `dcagen run --backend metal` builds and
+// runs it on macOS. Attention passes: {{kernelList}}.
+// {{servingSummary}}
 //
 // Build (Xcode command-line tools):
 //   xcrun -sdk macosx metal -c {{fileName}} -o {{name}}.air
 //   xcrun -sdk macosx metallib {{name}}.air -o {{name}}.metallib
 //   xcrun -sdk macosx swiftc -O {{swiftFile}} -o {{name}}-host
-// Run:
+// Run, attention over contiguous keys:
 //   ./{{name}}-host {{name}}.metallib q.bin k.bin v.bin out.bin lse.bin \
 //       batch queries keys query_heads key_heads rope_theta scale original_max_position repeats
 // q.bin: (batch, queries, query_heads, {{headDim}}) {{elementName}}; k.bin, v.bin: (batch, keys, key_heads, {{headDim}});
 // out.bin like q; lse.bin float32 (batch, query_heads, queries), natural log. scale <= 0 means
 // 1/sqrt({{headDim}}); original_max_position <= 0 disables Qwen's temperature. Prints "time_ms <ms>"
 // (GPU time) for each of `repeats` timed runs, after one warm-up run when repeats > 1.
+// Run, attention over a paged KV cache (fused sets):
+//   ./{{name}}-host {{name}}.metallib paged q.bin k_cache.bin v_cache.bin block_table.bin seq_lens.bin out.bin lse.bin \
+//       batch queries query_heads key_heads num_blocks block_size max_blocks rope_theta scale original_max_position \
+//       kind splits repeats
+// k_cache.bin, v_cache.bin: (num_blocks, block_size, key_heads, {{headDim}}) {{elementName}}; block_table.bin int32
+// (batch, max_blocks); seq_lens.bin int32 (batch), each at least `queries`. kind: decode (split-K, then
+// the merge when splits > 1) or prefill (splits 1); splits: key ranges per sequence of
+// ceil(max seq_len / splits) keys each.
+// Run, the cache append (fused sets whose pattern stores keys at one position):
+//   ./{{name}}-host {{name}}.metallib append k.bin v.bin positions.bin slot_mapping.bin lengths.bin \
+//       k_cache.bin v_cache.bin k_cache_out.bin v_cache_out.bin \
+//       tokens key_heads num_blocks block_size rope_theta original_max_position max_position
+// k.bin, v.bin: (tokens, key_heads, {{headDim}}); positions, slot_mapping (negative: padding) and lengths (the
+// sequence length n of s(n)) int32 (tokens); max_position: the largest key position written.
 // Exit status: 0, 1 (failure), 2 (usage), 3 (no Metal device).
 import Foundation
 import Metal
 
 let kernelNames: [String] = [{{kernelNames}}]
+// Serving kernels of this set by role: cache_append, paged_decode, paged_merge, paged_prefill.
+let servingKernels: [String: String] = [{{servingKernels}}]
 let headDim = {{headDim}}
 let rotaryDim = {{rotaryDim}}
 let ropePairs = {{ropePairs}}
@@ -32,6 +49,8 @@ let blockQ = {{blockQ}}
 let threadsPerThreadgroup = {{threads}}
 let elementBytes = {{elementBytes}}
 let workspaceFloatsPerRow = {{workspaceFloats}}  // three-pass scratch: regions × (head_dim + 1)
+let simdWidth = 32
+let decodeMaxRows = {{decodeMaxRows}}  // decode rows (one simdgroup each) per threadgroup at most
 
 func fail(_ message: String, code: Int32 = 1) -> Never {
   FileHandle.standardError.write(("{{name}}-host: " + message + "\n").data(using: .utf8)!)
@@ -39,25 +58,20 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 }
 
 let args = CommandLine.arguments
-if args.count != 16 {
-  fail("expected 15 arguments (metallib q k v out lse batch queries keys query_heads key_heads rope_theta scale original_max_position repeats), got \(args.count - 1)", code: 2)
-}
-guard let batch = Int(args[7]), let queries = Int(args[8]), let keys = Int(args[9]),
-      let queryHeads = Int(args[10]), let keyHeads = Int(args[11]),
-      let theta = Double(args[12]), let scale = Double(args[13]),
-      let originalMaxPosition = Int(args[14]), let repeats = Int(args[15]) else {
-  fail("bad numeric argument", code: 2)
-}
-if batch < 1 || queries < 1 || keys < queries || keyHeads < 1 || queryHeads % keyHeads != 0 {
-  fail("bad shape: batch \(batch), queries \(queries), keys \(keys), heads \(queryHeads)/\(keyHeads) (need queries <= keys, query_heads a multiple of key_heads)", code: 2)
+let mode = args.count > 2 && (args[2] == "paged" || args[2] == "append") ? args[2] : "attention"
+let expectedArguments = mode == "paged" ? 22 : mode == "append" ? 18 : 15
+if args.count != expectedArguments + 1 {
+  fail("expected \(expectedArguments) arguments for \(mode) (see the usage at the top of {{swiftFile}}), got \(args.count - 1)", code: 2)
 }
 
-func readInput(_ path: String, elements: Int) -> Data {
-  guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
-  if data.count != elements * elementBytes {
-    fail("\(path) has \(data.count) bytes, expected \(elements * elementBytes)", code: 2)
-  }
-  return data
+func intArgument(_ index: Int) -> Int {
+  guard let value = Int(args[index]) else { fail("bad numeric argument \(args[index])", code: 2) }
+  return value
+}
+
+func doubleArgument(_ index: Int) -> Double {
+  guard let value = Double(args[index]) else { fail("bad numeric argument \(args[index])", code: 2) }
+  return value
 }
 
 guard let device = MTLCreateSystemDefaultDevice() else { fail("no Metal device", code: 3) }
@@ -67,15 +81,12 @@ do {
 } catch {
   fail("cannot load \(args[1]): \(error)")
 }
-var pipelines: [MTLComputePipelineState] = []
-for name in kernelNames {
+guard let queue = device.makeCommandQueue() else { fail("cannot create a command queue") }
+
+func makePipeline(_ name: String) -> MTLComputePipelineState {
   guard let function = library.makeFunction(name: name) else { fail("\(args[1]) has no kernel \(name)") }
   do {
-    let pipeline = try device.makeComputePipelineState(function: function)
-    if pipeline.maxTotalThreadsPerThreadgroup < threadsPerThreadgroup {
-      fail("\(name) needs \(threadsPerThreadgroup) threads per threadgroup; this GPU allows \(pipeline.maxTotalThreadsPerThreadgroup) for it")
-    }
-    pipelines.append(pipeline)
+    return try device.makeComputePipelineState(function: function)
   } catch {
     fail("cannot build a pipeline for \(name): \(error)")
   }
@@ -95,18 +106,194 @@ func makeBuffer(length: Int) -> MTLBuffer {
   return made
 }
 
-// The RoPE table: angles in float64, rounded once to float32 (fine rows, then coarse rows).
-let maxPosition = positionLimit >= 0 ? positionLimit : keys - 1
-let fineRows = 1 << ropeFineBits
-let ropeRows = fineRows + (maxPosition >> ropeFineBits) + 1
-var table = [Float](repeating: 0, count: ropeRows * ropePairs * 2)
-for row in 0..<ropeRows {
-  let position = row < fineRows ? Double(row) : Double(row - fineRows) * Double(fineRows)
-  for pair in 0..<ropePairs {
-    let angle = position * pow(theta, -2.0 * Double(pair) / Double(rotaryDim))
-    table[(row * ropePairs + pair) * 2] = Float(cos(angle))
-    table[(row * ropePairs + pair) * 2 + 1] = Float(sin(angle))
+func readInput(_ path: String, bytes: Int) -> Data {
+  guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
+  if data.count != bytes {
+    fail("\(path) has \(data.count) bytes, expected \(bytes)", code: 2)
   }
+  return data
+}
+
+func writeOutput(_ path: String, _ buffer: MTLBuffer, _ bytes: Int) {
+  let data = Data(bytes: buffer.contents(), count: bytes)
+  do {
+    try data.write(to: URL(fileURLWithPath: path))
+  } catch {
+    fail("cannot write \(path): \(error)")
+  }
+}
+
+// The RoPE table: angles in float64, rounded once to float32 (fine rows, then coarse rows), up to
+// positionLimit, or `wanted` when the pattern has none.
+func makeRopeBuffer(theta: Double, wanted: Int) -> MTLBuffer {
+  let maxPosition = positionLimit >= 0 ? positionLimit : wanted
+  let fineRows = 1 << ropeFineBits
+  let ropeRows = fineRows + (maxPosition >> ropeFineBits) + 1
+  var table = [Float](repeating: 0, count: ropeRows * ropePairs * 2)
+  for row in 0..<ropeRows {
+    let position = row < fineRows ? Double(row) : Double(row - fineRows) * Double(fineRows)
+    for pair in 0..<ropePairs {
+      let angle = position * pow(theta, -2.0 * Double(pair) / Double(rotaryDim))
+      table[(row * ropePairs + pair) * 2] = Float(cos(angle))
+      table[(row * ropePairs + pair) * 2 + 1] = Float(sin(angle))
+    }
+  }
+  return table.withUnsafeBytes { raw in makeBuffer(Data(raw)) }
+}
+
+// One timed run: `encode` records dispatches into one compute encoder (serial dispatches see each
+// other's writes); returns the GPU time in milliseconds.
+func runOnce(_ encode: (MTLComputeCommandEncoder) -> Void) -> Double {
+  guard let commands = queue.makeCommandBuffer(), let encoder = commands.makeComputeCommandEncoder() else {
+    fail("cannot create a command buffer")
+  }
+  encode(encoder)
+  encoder.endEncoding()
+  commands.commit()
+  commands.waitUntilCompleted()
+  if let error = commands.error { fail("kernel failed: \(error)") }
+  return (commands.gpuEndTime - commands.gpuStartTime) * 1000.0
+}
+
+func servingKernel(_ role: String) -> String {
+  guard let name = servingKernels[role] else { fail("this kernel set has no \(role) kernel", code: 2) }
+  return name
+}
+
+// New keys (rotated once at the pattern's key position, × Qwen's factor) and values into the cache.
+func runAppend() -> Never {
+  let pipeline = makePipeline(servingKernel("cache_append"))
+  let tokens = intArgument(12), keyHeads = intArgument(13), numBlocks = intArgument(14), blockSize = intArgument(15)
+  let theta = doubleArgument(16), originalMaxPosition = intArgument(17), maxPosition = intArgument(18)
+  if tokens < 1 || keyHeads < 1 || numBlocks < 1 || blockSize < 1 || maxPosition < 0 {
+    fail("bad shape: tokens \(tokens), key heads \(keyHeads), \(numBlocks) blocks of \(blockSize)", code: 2)
+  }
+  let rowBytes = tokens * keyHeads * headDim * elementBytes
+  let cacheBytes = numBlocks * blockSize * keyHeads * headDim * elementBytes
+  let buffers = [
+    makeBuffer(readInput(args[3], bytes: rowBytes)), makeBuffer(readInput(args[4], bytes: rowBytes)),
+    makeBuffer(readInput(args[5], bytes: tokens * 4)), makeBuffer(readInput(args[6], bytes: tokens * 4)),
+    makeBuffer(readInput(args[7], bytes: tokens * 4)), makeRopeBuffer(theta: theta, wanted: maxPosition),
+  ]
+  let kCache = makeBuffer(readInput(args[8], bytes: cacheBytes))
+  let vCache = makeBuffer(readInput(args[9], bytes: cacheBytes))
+  // AppendParams: tokens, key_heads, slots, original_max_position (int32).
+  let params: [Int32] = [Int32(tokens), Int32(keyHeads), Int32(numBlocks * blockSize), Int32(max(originalMaxPosition, 0))]
+  _ = runOnce { encoder in
+    encoder.setComputePipelineState(pipeline)
+    for (index, buffer) in buffers.enumerated() { encoder.setBuffer(buffer, offset: 0, index: index) }
+    params.withUnsafeBytes { raw in encoder.setBytes(raw.baseAddress!, length: raw.count, index: 6) }
+    encoder.setBuffer(kCache, offset: 0, index: 7)
+    encoder.setBuffer(vCache, offset: 0, index: 8)
+    encoder.dispatchThreadgroups(MTLSize(width: tokens, height: keyHeads, depth: 1),
+                                 threadsPerThreadgroup: MTLSize(width: simdWidth, height: 1, depth: 1))
+  }
+  writeOutput(args[10], kCache, cacheBytes)
+  writeOutput(args[11], vCache, cacheBytes)
+  exit(0)
+}
+
+// Attention over the paged cache: decode (+ merge) or prefill, as `kind` says.
+func runPaged() -> Never {
+  let batch = intArgument(10), queries = intArgument(11), queryHeads = intArgument(12), keyHeads = intArgument(13)
+  let numBlocks = intArgument(14), blockSize = intArgument(15), maxBlocks = intArgument(16)
+  let theta = doubleArgument(17), scale = doubleArgument(18), originalMaxPosition = intArgument(19)
+  let kind = args[20], splits = intArgument(21), repeats = intArgument(22)
+  if batch < 1 || queries < 1 || keyHeads < 1 || queryHeads % keyHeads != 0 || numBlocks < 1 || blockSize < 1 || maxBlocks < 1 {
+    fail("bad shape: batch \(batch), queries \(queries), heads \(queryHeads)/\(keyHeads), \(numBlocks) blocks of \(blockSize), \(maxBlocks) per sequence", code: 2)
+  }
+  if (kind != "decode" && kind != "prefill") || splits < 1 || (kind == "prefill" && splits != 1) {
+    fail("kind must be decode or prefill (prefill with splits 1), got \(kind) with splits \(splits)", code: 2)
+  }
+  let cacheBytes = numBlocks * blockSize * keyHeads * headDim * elementBytes
+  let qBuffer = makeBuffer(readInput(args[3], bytes: batch * queries * queryHeads * headDim * elementBytes))
+  let kCache = makeBuffer(readInput(args[4], bytes: cacheBytes))
+  let vCache = makeBuffer(readInput(args[5], bytes: cacheBytes))
+  let tableData = readInput(args[6], bytes: batch * maxBlocks * 4)
+  let lensData = readInput(args[7], bytes: batch * 4)
+  let seqLens: [Int] = lensData.withUnsafeBytes { raw in raw.bindMemory(to: Int32.self).map { Int($0) } }
+  let maxKeys = seqLens.max() ?? 0
+  if seqLens.contains(where: { $0 < queries || $0 > maxBlocks * blockSize }) {
+    fail("every sequence length must be in [queries, max_blocks × block_size], got \(seqLens)", code: 2)
+  }
+  let tableBuffer = makeBuffer(tableData)
+  let lensBuffer = makeBuffer(lensData)
+  let ropeBuffer = makeRopeBuffer(theta: theta, wanted: maxKeys - 1)
+  let outBytes = batch * queries * queryHeads * headDim * elementBytes
+  let lseBytes = batch * queryHeads * queries * 4
+  let outBuffer = makeBuffer(length: outBytes)
+  let lseBuffer = makeBuffer(length: lseBytes)
+  let partialsBuffer = makeBuffer(length: splits > 1 ? splits * batch * queries * queryHeads * (headDim + 1) * 4 : 16)
+
+  let decode = kind == "decode"
+  let attention = makePipeline(servingKernel(decode ? "paged_decode" : "paged_prefill"))
+  let merge: MTLComputePipelineState? = decode && splits > 1 ? makePipeline(servingKernel("paged_merge")) : nil
+  // Decode rows of one KV head, groupRows (a power of two) per threadgroup, within the pipeline's thread limit.
+  let kvRows = queryHeads / keyHeads * queries
+  let rowLimit = min(decodeMaxRows, attention.maxTotalThreadsPerThreadgroup / simdWidth)
+  var groupRows = 1
+  while groupRows < kvRows && groupRows * 2 <= rowLimit { groupRows *= 2 }
+  let rowBlocks = (kvRows + groupRows - 1) / groupRows
+  if !decode && attention.maxTotalThreadsPerThreadgroup < threadsPerThreadgroup {
+    fail("paged prefill needs \(threadsPerThreadgroup) threads per threadgroup; this GPU allows \(attention.maxTotalThreadsPerThreadgroup) for it")
+  }
+  let softmaxScale = scale > 0 ? scale : 1.0 / Double(headDim).squareRoot()
+  // PagedParams: batch, queries, query_heads, key_heads, block_size, max_blocks (int32), softmax_scale
+  // (float32), original_max_position, splits, split_keys, group_rows (int32).
+  let params: [Int32] = [Int32(batch), Int32(queries), Int32(queryHeads), Int32(keyHeads), Int32(blockSize), Int32(maxBlocks),
+                         Int32(bitPattern: Float(softmaxScale).bitPattern), Int32(max(originalMaxPosition, 0)),
+                         Int32(splits), Int32((maxKeys + splits - 1) / splits), Int32(groupRows)]
+  let rowGrid = MTLSize(width: (queries + blockQ - 1) / blockQ, height: queryHeads, depth: batch)
+  let rowThreads = MTLSize(width: threadsPerThreadgroup, height: 1, depth: 1)
+  let bind = { (encoder: MTLComputeCommandEncoder) in
+    for (index, buffer) in [qBuffer, kCache, vCache, ropeBuffer].enumerated() { encoder.setBuffer(buffer, offset: 0, index: index) }
+    params.withUnsafeBytes { raw in encoder.setBytes(raw.baseAddress!, length: raw.count, index: 4) }
+    for (index, buffer) in [outBuffer, lseBuffer, partialsBuffer, tableBuffer, lensBuffer].enumerated() {
+      encoder.setBuffer(buffer, offset: 0, index: 5 + index)
+    }
+  }
+  let encodeCall = { (encoder: MTLComputeCommandEncoder) in
+    encoder.setComputePipelineState(attention)
+    bind(encoder)
+    if decode {
+      encoder.dispatchThreadgroups(MTLSize(width: splits, height: keyHeads * rowBlocks, depth: batch),
+                                   threadsPerThreadgroup: MTLSize(width: simdWidth * groupRows, height: 1, depth: 1))
+    } else {
+      encoder.dispatchThreadgroups(rowGrid, threadsPerThreadgroup: rowThreads)
+    }
+    if let merge = merge {
+      encoder.setComputePipelineState(merge)
+      bind(encoder)
+      encoder.dispatchThreadgroups(rowGrid, threadsPerThreadgroup: rowThreads)
+    }
+  }
+  if repeats > 1 { _ = runOnce(encodeCall) }
+  for _ in 0..<max(repeats, 1) {
+    print("time_ms \(runOnce(encodeCall))")
+  }
+  writeOutput(args[8], outBuffer, outBytes)
+  writeOutput(args[9], lseBuffer, lseBytes)
+  exit(0)
+}
+
+if mode == "append" { runAppend() }
+if mode == "paged" { runPaged() }
+
+// Attention over contiguous keys: every pass of the set, in order.
+let batch = intArgument(7), queries = intArgument(8), keys = intArgument(9)
+let queryHeads = intArgument(10), keyHeads = intArgument(11)
+let theta = doubleArgument(12), scale = doubleArgument(13)
+let originalMaxPosition = intArgument(14), repeats = intArgument(15)
+if batch < 1 || queries < 1 || keys < queries || keyHeads < 1 || queryHeads % keyHeads != 0 {
+  fail("bad shape: batch \(batch), queries \(queries), keys \(keys), heads \(queryHeads)/\(keyHeads) (need queries <= keys, query_heads a multiple of key_heads)", code: 2)
+}
+var pipelines: [MTLComputePipelineState] = []
+for name in kernelNames {
+  let pipeline = makePipeline(name)
+  if pipeline.maxTotalThreadsPerThreadgroup < threadsPerThreadgroup {
+    fail("\(name) needs \(threadsPerThreadgroup) threads per threadgroup; this GPU allows \(pipeline.maxTotalThreadsPerThreadgroup) for it")
+  }
+  pipelines.append(pipeline)
 }
 
 // Softmax scale × Qwen temperature f(n)², f(n) = max(1, 0.1 ln(n / original_max_position) + 1).
@@ -119,25 +306,19 @@ if originalMaxPosition > 0 {
 let params: [Int32] = [Int32(batch), Int32(queries), Int32(keys), Int32(queryHeads), Int32(keyHeads),
                        Int32(bitPattern: Float(logitScale).bitPattern)]
 
-let qBuffer = makeBuffer(readInput(args[2], elements: batch * queries * queryHeads * headDim))
-let kBuffer = makeBuffer(readInput(args[3], elements: batch * keys * keyHeads * headDim))
-let vBuffer = makeBuffer(readInput(args[4], elements: batch * keys * keyHeads * headDim))
-let ropeBuffer = table.withUnsafeBytes { raw in makeBuffer(Data(raw)) }
+let qBuffer = makeBuffer(readInput(args[2], bytes: batch * queries * queryHeads * headDim * elementBytes))
+let kBuffer = makeBuffer(readInput(args[3], bytes: batch * keys * keyHeads * headDim * elementBytes))
+let vBuffer = makeBuffer(readInput(args[4], bytes: batch * keys * keyHeads * headDim * elementBytes))
+let ropeBuffer = makeRopeBuffer(theta: theta, wanted: keys - 1)
 let outBytes = batch * queries * queryHeads * headDim * elementBytes
 let lseBytes = batch * queryHeads * queries * 4
 let outBuffer = makeBuffer(length: outBytes)
 let lseBuffer = makeBuffer(length: lseBytes)
 let partialsBuffer = makeBuffer(length: workspaceFloatsPerRow * batch * queries * queryHeads * 4)
 
-guard let queue = device.makeCommandQueue() else { fail("cannot create a command queue") }
 let grid = MTLSize(width: (queries + blockQ - 1) / blockQ, height: queryHeads, depth: batch)
 let threadgroup = MTLSize(width: threadsPerThreadgroup, height: 1, depth: 1)
-
-// One run: every pass in order in one compute encoder (serial dispatches see each other's writes).
-func runOnce() -> Double {
-  guard let commands = queue.makeCommandBuffer(), let encoder = commands.makeComputeCommandEncoder() else {
-    fail("cannot create a command buffer")
-  }
+let encodePasses = { (encoder: MTLComputeCommandEncoder) in
   for pipeline in pipelines {
     encoder.setComputePipelineState(pipeline)
     encoder.setBuffer(qBuffer, offset: 0, index: 0)
@@ -150,25 +331,11 @@ func runOnce() -> Double {
     encoder.setBuffer(partialsBuffer, offset: 0, index: 7)
     encoder.dispatchThreadgroups(grid, threadsPerThreadgroup: threadgroup)
   }
-  encoder.endEncoding()
-  commands.commit()
-  commands.waitUntilCompleted()
-  if let error = commands.error { fail("kernel failed: \(error)") }
-  return (commands.gpuEndTime - commands.gpuStartTime) * 1000.0
 }
 
-if repeats > 1 { _ = runOnce() }
+if repeats > 1 { _ = runOnce(encodePasses) }
 for _ in 0..<max(repeats, 1) {
-  print("time_ms \(runOnce())")
-}
-
-func writeOutput(_ path: String, _ buffer: MTLBuffer, _ bytes: Int) {
-  let data = Data(bytes: buffer.contents(), count: bytes)
-  do {
-    try data.write(to: URL(fileURLWithPath: path))
-  } catch {
-    fail("cannot write \(path): \(error)")
-  }
+  print("time_ms \(runOnce(encodePasses))")
 }
 writeOutput(args[5], outBuffer, outBytes)
 writeOutput(args[6], lseBuffer, lseBytes)

@@ -9,6 +9,7 @@ Runs the kernel through mx.fast.metal_kernel on an Apple GPU and exposes
 next to this file is passed whole as the header; each MLX kernel's body declares the threadgroup
 memory and calls the body of one pass of the .metal, so MLX runs the code the Metal kernels run.
 Passes: {{kernelList}}.
+{{servingDoc}}
 
 Example:
     import mlx.core as mx
@@ -57,7 +58,8 @@ def kernel_sources():
                + NAMESPACE + "::" + region + ">(q, k, v, (device const float2*)rope, p, partial, tg, " + _IDS + ");\n")
               for region in REGIONS]
     passes.append(("merge", ["partials", "params"], ["out", "lse"], _PARAMS + "    " + NAMESPACE
-                   + "::merge_partials(partials, p, out, lse, threadgroup_position_in_grid, thread_index_in_threadgroup);\n"))
+                   + "::merge_partials(partials, " + NAMESPACE + "::REGION_COUNT, p, out, lse, threadgroup_position_in_grid,"
+                   " thread_index_in_threadgroup);\n"))
     return passes
 
 
@@ -143,4 +145,4 @@ def {{functionName}}(q, k, v, *, {{keywordParams}}rope_theta=10000.0, scale=None
     partials = [_kernel(r)(inputs=inputs, output_shapes=[(slot,)], output_dtypes=[mx.float32], **launch)[0]
                 for r in range(len(REGIONS))]
     out, lse = _kernel(len(REGIONS))(inputs=[mx.concatenate(partials), params], **shapes, **launch)
-    return out, lse
+    return out, lse{{servingFunctions}}

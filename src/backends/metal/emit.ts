@@ -9,6 +9,7 @@ import type { EmittedFile, KernelVariant } from '../kernel-set.js';
 import { kernelSetName } from '../kernel-set.js';
 import { renderMlxModule } from './mlx.js';
 import { MAX_THREADGROUP_BYTES, metalPasses, metalThreads, renderMetalSource, threadgroupFloats, type MetalPass } from './render.js';
+import { metalServing, type MetalServing } from './serving.js';
 import { renderSwiftHost } from './swift.js';
 
 export interface MetalKernelSet {
@@ -19,6 +20,8 @@ export interface MetalKernelSet {
   readonly variant: KernelVariant;
   /** Kernels in dispatch order. */
   readonly passes: readonly MetalPass[];
+  /** The serving kernels: paged attention and the cache append (fused sets only). */
+  readonly serving?: MetalServing;
   readonly threads: number;
   readonly threadgroupBytes: number;
   readonly files: readonly EmittedFile[];
@@ -65,16 +68,19 @@ export function emitMetal(pattern: CompiledPattern, config: KernelConfig, option
   const command = options.command ?? `dcagen emit --backend metal --pattern ${pattern.name} …`;
   const title = `${name}: ${variant === 'fused' ? 'fused' : 'three-pass'} ${pattern.name} flash attention for Metal`;
   const passes = metalPasses(plan, namespace, variant);
-  const source = renderMetalSource(plan, { title, command, fileName, namespace, variant });
+  const serving = variant === 'fused' ? metalServing(plan, namespace) : undefined;
+  const withServing = serving !== undefined ? { serving } : {};
+  const source = renderMetalSource(plan, { title, command, fileName, namespace, variant, ...withServing });
   const threads = metalThreads(plan);
-  const swift = renderSwiftHost(plan, { name, fileName, swiftFile, command, passes, threads, variant });
-  const mlx = renderMlxModule(plan, { name, fileName, namespace, command, passes, threads, variant });
+  const swift = renderSwiftHost(plan, { name, fileName, swiftFile, command, passes, threads, variant, ...withServing });
+  const mlx = renderMlxModule(plan, { name, fileName, namespace, command, passes, threads, variant, ...withServing });
   return {
     name,
     namespace,
     plan,
     variant,
     passes,
+    ...withServing,
     threads,
     threadgroupBytes,
     fileName,

@@ -4,11 +4,12 @@
 // of static functions as in the CUDA backend (its renderer's helpers are reused), and the passes
 // (fused, or the three-pass baseline) are rendered from the plan's visit order.
 
-import type { KernelPlan } from '../../plan/kernel-plan.js';
+import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
 import { cRopeLayout, patternConstants, regionStruct } from '../cuda/render.js';
 import { renderTemplate } from '../template.js';
 import { metalText } from '../text.js';
 import type { KernelVariant } from '../kernel-set.js';
+import type { MetalServing } from './serving.js';
 
 /** Threads per simdgroup on Apple GPUs; a simdgroup owns 8 query rows (one fragment row). */
 export const SIMD_WIDTH = 32;
@@ -49,6 +50,8 @@ export interface MetalRenderOptions {
   /** Namespace of the helpers; also the prefix of the kernel names. */
   readonly namespace: string;
   readonly variant: KernelVariant;
+  /** The serving kernels (fused sets). */
+  readonly serving?: MetalServing;
 }
 
 /** The kernels of a set, in dispatch order. */
@@ -78,8 +81,8 @@ function passBodies(plan: KernelPlan, variant: KernelVariant, passes: readonly M
   ].join('\n');
   if (variant === 'fused') return body(0, 'attention_fused(q, k, v, rope, p, out, lse, tg, group, tid, lane, simd);');
   const parts = plan.regions.map((r, slot) => body(slot,
-    `attention_region<Region_${r.ident}>(q, k, v, rope, p, partials + ${slot} * partial_slot_floats(p), tg, group, tid, lane, simd);`));
-  parts.push(body(plan.regions.length, 'merge_partials(partials, p, out, lse, group, tid);'));
+    `attention_region<Region_${r.ident}>(q, k, v, rope, p, partials + ${slot} * partial_slot_floats(p.batch, p.queries, p.query_heads), tg, group, tid, lane, simd);`));
+  parts.push(body(plan.regions.length, 'merge_partials(partials, REGION_COUNT, p, out, lse, group, tid);'));
   return parts.join('\n\n');
 }
 
@@ -105,6 +108,146 @@ function kernelEntries(namespace: string, passes: readonly MetalPass[]): string 
   ].join('\n')).join('\n\n');
 }
 
+/** The Metal attribute of each builtin id a kernel entry forwards. */
+const ID_ATTRIBUTES: Readonly<Record<string, string>> = {
+  group: 'threadgroup_position_in_grid',
+  tid: 'thread_index_in_threadgroup',
+  lane: 'thread_index_in_simdgroup',
+  simd: 'simdgroup_index_in_threadgroup',
+};
+
+/** A kernel entry: its buffers and builtin ids as Metal binds them, forwarded to a body of the namespace. */
+function kernelEntry(comment: string, name: string, buffers: readonly string[], ids: readonly string[], threadgroup: string | undefined, call: string): string {
+  const params = [
+    ...buffers.map((b, index) => `${b} [[buffer(${index})]]`),
+    ...ids.map((id) => `uint${id === 'group' ? '3' : ''} ${id} [[${ID_ATTRIBUTES[id]}]]`),
+  ];
+  return [
+    `// ${comment}`,
+    `kernel void ${name}(${params.join(',\n    ')}) {`,
+    ...(threadgroup !== undefined ? [`  threadgroup float tg[${threadgroup}];`] : []),
+    `  ${call}`,
+    '}',
+  ].join('\n');
+}
+
+function servingEntries(ns: string, serving: MetalServing): string {
+  const paged = [
+    `device const ${ns}::storage_t* q`, `device const ${ns}::storage_t* k_cache`, `device const ${ns}::storage_t* v_cache`,
+    'device const float2* rope', `constant ${ns}::PagedParams& params`, `device ${ns}::storage_t* out`, 'device float* lse',
+    'device float* partials', 'device const int* block_table', 'device const int* seq_lens',
+  ];
+  const ids = ['group', 'tid', 'lane', 'simd'];
+  const out: string[] = [];
+  if (serving.cacheAppend !== undefined) {
+    out.push(kernelEntry('Serving: new keys (rotated) and values into the paged cache. Grid (tokens, key_heads, 1) × SIMD_WIDTH threads.',
+      serving.cacheAppend,
+      [`device const ${ns}::storage_t* k`, `device const ${ns}::storage_t* v`, 'device const int* positions', 'device const int* slot_mapping',
+        'device const int* lengths', 'device const float2* rope', `constant ${ns}::AppendParams& params`, `device ${ns}::storage_t* k_cache`,
+        `device ${ns}::storage_t* v_cache`],
+      ['group', 'lane'], undefined,
+      `${ns}::cache_append(k, v, positions, slot_mapping, lengths, rope, params, k_cache, v_cache, group, lane);`));
+  }
+  if (serving.decode !== undefined && serving.merge !== undefined) {
+    out.push(kernelEntry('Serving: split-K paged decode. Grid (splits, key_heads × row blocks, batch) × SIMD_WIDTH · group_rows threads.',
+      serving.decode, paged, ids, `${ns}::DECODE_TG_FLOATS`,
+      `${ns}::paged_decode(q, k_cache, v_cache, rope, params, out, lse, partials, block_table, seq_lens, tg, group, lane, simd);`));
+    out.push(kernelEntry('Serving: log-sum-exp merge of the decode splits (when splits > 1). Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.',
+      serving.merge, paged, ids, undefined,
+      `${ns}::paged_merge(partials, params, out, lse, group, tid);`));
+  }
+  out.push(kernelEntry('Serving: paged prefill, the fused pass over the cache. Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.',
+    serving.prefill, paged, ids, `${ns}::TG_MEMORY_FLOATS`,
+    `${ns}::paged_prefill(q, k_cache, v_cache, rope, params, out, lse, block_table, seq_lens, tg, group, tid, lane, simd);`));
+  return out.join('\n\n');
+}
+
+/** Region by index (visit order): the owner of a key, its positions, the first key any region shows. */
+function regionDispatch(plan: KernelPlan): string {
+  const regions = plan.regions;
+  const byIndex = (name: string, variable: string, call: (r: RegionPlan) => string): string => [
+    `inline int ${name}(int region, int ${variable}) {`,
+    ...regions.slice(0, -1).map((r, index) => `  if (region == ${index}) return ${call(r)};`),
+    `  return ${call(regions[regions.length - 1]!)};`,
+    '}',
+  ].join('\n');
+  return [
+    '// The region in which query i sees key j, REGION_COUNT when none does (regions do not overlap).',
+    'inline int key_region(int i, int j) {',
+    ...regions.map((r, index) => `  if (Region_${r.ident}::visible(i, j)) return ${index};  // ${metalText.comment(r.name)}`),
+    '  return REGION_COUNT;',
+    '}',
+    '',
+    '// Position of query i in region `region`.',
+    byIndex('region_query_position', 'i', (r) => `Region_${r.ident}::query_position(i)`),
+    '',
+    '// Position of key j in region `region` (raw keys are rotated at it).',
+    byIndex('region_key_position', 'j', (r) => `Region_${r.ident}::key_position(j)`),
+    '',
+    '// The first key some region lets query i see: every region\'s keys for i start at or after it.',
+    'inline int first_visible_key(int i) {',
+    '  int first = i;',
+    ...regions.map((r) => `  if (Region_${r.ident}::key_begin(i) <= Region_${r.ident}::key_end(i)) first = imin(first, Region_${r.ident}::key_begin(i));`),
+    '  return first;',
+    '}',
+  ].join('\n');
+}
+
+function keyScore(plan: KernelPlan): string {
+  if (plan.config.preRotatedKeys) {
+    return [
+      '  // Keys in the cache are already rotated at their key position.',
+      '  float s = 0.0f;',
+      '  for (int d = 0; d < HEAD_DIM; ++d) s += query[d] * float(k_row[d]);',
+      '  return s;',
+    ].join('\n');
+  }
+  return [
+    '  // Raw keys: rotated as they are read, at the region\'s key position.',
+    '  const int position = region_key_position(region, j);',
+    '  float s = 0.0f;',
+    '  for (int d = 0; d < HEAD_DIM; ++d) {',
+    '    float kx = float(k_row[d]);',
+    '    if (d < ROTARY_DIM) {',
+    '      const float2 cs = rope_cos_sin(rope, position, rope_pair(d));',
+    '      kx = kx * cs.x + rope_sign(d) * float(k_row[rope_partner(d)]) * cs.y;',
+    '    }',
+    '    s += query[d] * kx;',
+    '  }',
+    '  return s;',
+  ].join('\n');
+}
+
+function servingSection(plan: KernelPlan, serving: MetalServing): string {
+  const shared = plan.regions.find((r) => r.sharesKeyPosition);
+  return renderTemplate('metal', 'serving.metal', {
+    cacheKeys: plan.config.preRotatedKeys
+      ? 'pre-rotated at the pattern\'s key position (written by cache_append): attention never rotates them'
+      : 'raw (as projected): attention rotates them as it reads them',
+    keysPreRotated: plan.config.preRotatedKeys ? 'true' : 'false',
+    decodeMaxRows: serving.decodeMaxRows,
+    decodeMaxRowsNote: serving.decodeMaxRows === 0 ? ' (0: one row does not fit, no decode kernel)' : '',
+    decodeTgFloats: serving.decodeThreadgroupFloats,
+    regionDispatch: regionDispatch(plan),
+    cacheAppendBodies: serving.cacheAppend !== undefined && shared !== undefined
+      ? renderTemplate('metal', 'cache-append.metal', { keyRegion: shared.ident })
+      : `// No cache append: a region of ${metalText.comment(plan.pattern.name)} places keys at its own position, so the cache holds raw keys.`,
+    keyScore: keyScore(plan),
+  });
+}
+
+function servingInterface(ns: string, serving: MetalServing | undefined): string {
+  if (serving === undefined) return '// Serving kernels (paged KV cache) come with the fused kernel set of the pattern.';
+  return [
+    '// Serving kernels (paged KV cache; see "Serving" below for layouts and grids):',
+    ...(serving.cacheAppend !== undefined ? [`//   ${serving.cacheAppend}: new keys and values into the cache, buffers k, v, positions, slot_mapping,`, '//     lengths, rope, AppendParams, k_cache, v_cache.'] : []),
+    ...(serving.decode !== undefined ? [`//   ${serving.decode}, then ${serving.merge} when splits > 1: calls with few query rows.`] : []),
+    `//   ${serving.prefill}: calls with more query rows.`,
+    '//   The paged kernels take buffers q, k_cache, v_cache, rope, PagedParams, out, lse, partials, block_table,',
+    `//   seq_lens (0 .. 9). ${ns}: namespace of their bodies.`,
+  ].join('\n');
+}
+
 export function renderMetalSource(plan: KernelPlan, options: MetalRenderOptions): string {
   const c = plan.config;
   const passes = metalPasses(plan, options.namespace, options.variant);
@@ -122,7 +265,7 @@ export function renderMetalSource(plan: KernelPlan, options: MetalRenderOptions)
     ].join('\n');
   const regionVisits = plan.regions.map((r) => [
     `  // Region ${r.name}: ${metalText.comment(r.summary)}.`,
-    `  visit_region<Region_${r.ident}>(t, st, q, k, v, rope, tg, tid, lane, simd);`,
+    `  visit_region<Region_${r.ident}>(t, rows, st, q, k, v, rope, tg, tid, lane, simd);`,
   ].join('\n')).join('\n');
   const baseName = options.fileName.replace(/\.metal$/, '');
   return renderTemplate('metal', 'attention.metal', {
@@ -132,7 +275,7 @@ export function renderMetalSource(plan: KernelPlan, options: MetalRenderOptions)
     fileName: options.fileName,
     baseName,
     metalVersion: c.dtype === 'bf16' ? 'Metal 3.1 or newer for bfloat storage' : 'Metal 2.3 or newer: simdgroup_matrix, Apple GPUs',
-    pathSummary: `simdgroup_matrix 8×8 Q·Kᵀ and P·V with f32 accumulation; ${storageType} storage; K and V tiles staged in f32 threadgroup memory, keys rotated on load.`,
+    pathSummary: `simdgroup_matrix 8×8 Q·Kᵀ and P·V with f32 accumulation; ${storageType} storage; K and V tiles staged in f32 threadgroup memory, keys ${c.preRotatedKeys ? 'arriving pre-rotated' : 'rotated on load'}.`,
     kernelList: passes.map((p) => p.kernel).join(', '),
     namespace: options.namespace,
     headDim: c.headDim,
@@ -155,6 +298,8 @@ export function renderMetalSource(plan: KernelPlan, options: MetalRenderOptions)
     rotateKey,
     regionVisits,
     passBodies: passBodies(plan, options.variant, passes),
-    kernels: kernelEntries(options.namespace, passes),
+    servingInterface: servingInterface(options.namespace, options.serving),
+    serving: options.serving !== undefined ? servingSection(plan, options.serving) : '// (No serving kernels in this set.)',
+    kernels: [kernelEntries(options.namespace, passes), ...(options.serving !== undefined ? [servingEntries(options.namespace, options.serving)] : [])].join('\n\n'),
   });
 }

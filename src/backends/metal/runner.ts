@@ -2,7 +2,7 @@
 // the cache folder), runs it for the request's shape and reads the results back. On macOS that is
 // `xcrun metal` + `metallib` and the emitted Swift host on the GPU; with `--emulate` (anywhere) the
 // same .metal is compiled as C++ with runtime/emulation's Metal dialect and runtime/metal/harness.cpp
-// and runs on CPU threads.
+// (serving_harness.cpp for the serving kernels: paged attention, cache append) and runs on CPU threads.
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -10,14 +10,20 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { KernelError, UnavailableError } from '../../errors.js';
-import type { AttentionOutput, AttentionRequest } from '../../execute.js';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { ConfigurationError, KernelError, ShapeError, UnavailableError, UsageError } from '../../errors.js';
+import type { AttentionOutput, AttentionRequest, CacheAppendRequest, CacheAppendResult, PagedAttentionRequest } from '../../execute.js';
+import { decodeStorage, encodeStorage } from '../../io/storage.js';
+import type { Tensor } from '../../io/tensor.js';
 import { attentionShape } from '../../reference/attention.js';
-import { runHarness } from '../harness-run.js';
+import { pagedCacheShape } from '../../reference/kv-cache.js';
+import { runHarness, type HarnessProcessResult } from '../harness-run.js';
 import { packageRoot } from '../template.js';
 import type { KernelVariant } from '../kernel-set.js';
 import { cacheFolder } from '../kernel-set.js';
 import { emitMetal, metalKernelConfig, type MetalKernelSet } from './emit.js';
+import { metalPagedPlan, type MetalPagedKind, type MetalPagedPlan } from './serving.js';
 
 export interface MetalRunOptions {
   readonly variant?: KernelVariant;
@@ -38,8 +44,11 @@ export const METAL_EMULATION_FILES = [
   'runtime/emulation/emu_core.hpp',
   'runtime/emulation/metal_emulation.hpp',
   'runtime/emulation/metal_include/metal_stdlib',
-  'runtime/metal/harness.cpp',
+  'runtime/metal/host_io.hpp',
 ];
+
+/** The emulation hosts: the attention passes, and the serving kernels. */
+export type MetalEmulationHarness = 'harness.cpp' | 'serving_harness.cpp';
 
 /**
  * Flags of the emulation build (documented in runtime/emulation/metal_emulation.hpp). -O1: the run
@@ -98,12 +107,14 @@ async function compileOrThrow(file: string, args: readonly string[], what: strin
   throw new KernelError(`${what} failed: ${first}`);
 }
 
-/** Compiles (or reuses) the emulation binary of a kernel set. */
-export async function buildEmulation(set: MetalKernelSet): Promise<string> {
+/** Compiles (or reuses) the emulation binary of a kernel set, with one of the emulation hosts. */
+export async function buildEmulation(set: MetalKernelSet, harness: MetalEmulationHarness = 'harness.cpp'): Promise<string> {
   const root = packageRoot();
-  const hash = createHash('sha256').update(set.source).update(set.namespace);
-  for (const f of METAL_EMULATION_FILES) hash.update(await readFile(join(root, f)));
-  const dir = join(cacheFolder(), 'metal', `${set.name}-emu-${hash.digest('hex').slice(0, 16)}`);
+  const defines = harness === 'serving_harness.cpp' ? [`-DDCAGEN_CACHE_APPEND=${set.serving?.cacheAppend !== undefined ? 1 : 0}`] : [];
+  const hash = createHash('sha256').update(set.source).update(set.namespace).update(defines.join(' '));
+  for (const f of [...METAL_EMULATION_FILES, `runtime/metal/${harness}`]) hash.update(await readFile(join(root, f)));
+  const kind = harness === 'harness.cpp' ? 'emu' : 'serving-emu';
+  const dir = join(cacheFolder(), 'metal', `${set.name}-${kind}-${hash.digest('hex').slice(0, 16)}`);
   const binary = join(dir, 'harness');
   if (existsSync(binary)) return binary;
   await mkdir(dir, { recursive: true });
@@ -114,8 +125,8 @@ export async function buildEmulation(set: MetalKernelSet): Promise<string> {
   try {
     await compileOrThrow(cxx, [
       ...emulationCompileArgs(root), ...(pch !== undefined ? ['-include', pch] : []), '-I', dir,
-      `-DDCAGEN_METAL_SOURCE=${set.fileName}`, `-DDCAGEN_NS=${set.namespace}`,
-      join(root, 'runtime', 'metal', 'harness.cpp'), '-o', partial, '-lpthread',
+      `-DDCAGEN_METAL_SOURCE=${set.fileName}`, `-DDCAGEN_NS=${set.namespace}`, ...defines,
+      join(root, 'runtime', 'metal', harness), '-o', partial, '-lpthread',
     ], `compiling ${set.name} for the CPU emulation`, 'no C++ compiler (g++) found for --emulate');
   } catch (err) {
     await rm(partial, { force: true });
@@ -146,8 +157,6 @@ export async function buildNative(set: MetalKernelSet): Promise<{ host: string; 
   await rename(`${host}.partial`, host);
   return { host, library };
 }
-
-
 
 export async function runMetalAttention(request: AttentionRequest, options: MetalRunOptions = {}): Promise<MetalRunResult> {
   const emulate = request.emulate ?? false;
@@ -180,4 +189,149 @@ export async function runMetalAttention(request: AttentionRequest, options: Meta
     },
     noDevice: 'no Metal device on this Mac; run the same kernel on the CPU emulation with --emulate',
   });
+}
+
+export interface MetalPagedRunOptions {
+  /** Force the kernel (default: decode for calls with at most 16 queries, else prefill). */
+  readonly kind?: MetalPagedKind;
+  readonly repeats?: number;
+  /** Emulation only: thread order between switch points (alternate, forward, reverse, shuffle). */
+  readonly schedule?: string;
+}
+
+export interface MetalPagedRunResult extends MetalRunResult {
+  readonly plan: MetalPagedPlan;
+}
+
+/** Runs a serving host (the emulation's serving_harness, or the Swift host on a Mac) with `args`. */
+async function runServingHost(set: MetalKernelSet, emulate: boolean, args: readonly string[], schedule: string | undefined): Promise<HarnessProcessResult> {
+  const label = `${set.name}${emulate ? ' (emulated)' : ''}`;
+  let result: HarnessProcessResult;
+  if (emulate) {
+    const binary = await buildEmulation(set, 'serving_harness.cpp');
+    const env = {
+      DCAGEN_EMU_SCHEDULE: schedule ?? process.env['DCAGEN_EMU_SCHEDULE'] ?? 'alternate',
+      DCAGEN_EMU_WORKERS: process.env['DCAGEN_EMU_WORKERS'] ?? String(availableParallelism()),
+    };
+    result = await execa(binary, args, { reject: false, all: true, env });
+  } else {
+    const { host, library } = await buildNative(set);
+    result = await execa(host, [library, ...args], { reject: false, all: true });
+  }
+  if (result.exitCode === 3) throw new UnavailableError('no Metal device on this Mac; run the same kernel on the CPU emulation with --emulate');
+  if (result.exitCode !== 0) {
+    const lines = (result.all ?? '').split('\n').filter((l) => l.trim().length > 0);
+    throw new KernelError(`${label} failed: ${lines.slice(-3).join(' | ') || `exit ${result.exitCode}`}`);
+  }
+  return result;
+}
+
+/**
+ * Attention over a paged KV cache on the Metal serving kernels: split-K decode (+ merge) for calls
+ * with at most 16 queries, paged prefill otherwise; `request.splits` forces the decode split count.
+ */
+export async function runMetalPagedAttention(request: PagedAttentionRequest, options: MetalPagedRunOptions = {}): Promise<MetalPagedRunResult> {
+  const emulate = request.emulate ?? false;
+  if (!emulate && process.platform !== 'darwin') throw new UnavailableError(METAL_UNAVAILABLE);
+  const cache = pagedCacheShape(request.kCache, request.vCache);
+  const { q, layout } = request;
+  if (q.shape.length !== 4) throw new ShapeError(`q must have rank 4 (batch, Sq, Hq, D), got shape [${q.shape.join(', ')}]`);
+  const [batch, queries, queryHeads, headDim] = q.shape as [number, number, number, number];
+  if (headDim !== cache.headDim) throw new ShapeError(`q has head dim ${headDim} but the cache has ${cache.headDim}`);
+  if (queryHeads % cache.keyHeads !== 0) throw new ShapeError(`query heads (${queryHeads}) must be a multiple of the cache's key heads (${cache.keyHeads})`);
+  if (layout.batch !== batch) throw new ShapeError(`q has batch ${batch} but the block table has ${layout.batch} rows`);
+  const maxKeys = Math.max(...layout.seqLens);
+  if (Math.min(...layout.seqLens) < queries) throw new ShapeError(`every sequence needs at least the ${queries} queries of the call as keys`);
+  const config = metalKernelConfig({
+    headDim,
+    dtype: request.dtype,
+    ropeStyle: request.rope.style,
+    ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
+    preRotatedKeys: request.preRotatedKeys ?? false,
+  });
+  const set = emitMetal(request.pattern, config);
+  const plan = metalPagedPlan(set.serving!, { batch, queries, queryHeads, keyHeads: cache.keyHeads, maxKeys }, {
+    ...(options.kind !== undefined ? { kind: options.kind } : {}),
+    ...(request.splits !== undefined ? { splits: request.splits } : {}),
+  });
+  const work = await mkdtemp(join(tmpdir(), 'dcagen-metal-paged-'));
+  try {
+    const file = (name: string): string => join(work, `${name}.bin`);
+    await Promise.all([
+      writeFile(file('q'), encodeStorage(q.data, request.dtype)),
+      writeFile(file('k-cache'), encodeStorage(request.kCache.data, request.dtype)),
+      writeFile(file('v-cache'), encodeStorage(request.vCache.data, request.dtype)),
+      writeFile(file('block-table'), layout.blockTable),
+      writeFile(file('seq-lens'), layout.seqLens),
+    ]);
+    const args = ['paged', ...['q', 'k-cache', 'v-cache', 'block-table', 'seq-lens', 'out', 'lse'].map(file),
+      ...[batch, queries, queryHeads, cache.keyHeads, cache.numBlocks, cache.blockSize, layout.maxBlocks,
+        request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, plan.kind, plan.splits, options.repeats ?? 1].map(String)];
+    const result = await runServingHost(set, emulate, args, options.schedule);
+    return {
+      out: { shape: [batch, queries, queryHeads, headDim], data: decodeStorage(await readFile(file('out')), request.dtype) },
+      lse: { shape: [batch, queryHeads, queries], data: decodeStorage(await readFile(file('lse')), 'f32') },
+      times: (result.stdout ?? '').split('\n').filter((l) => l.startsWith('time_ms ')).map((l) => Number(l.slice(8))),
+      plan,
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** What runMetalCacheAppend takes: the library's cache-append request. */
+export type MetalCacheAppendRequest = CacheAppendRequest;
+
+/** Runs the emitted cache-append kernel; returns the caches after the write. */
+export async function runMetalCacheAppend(request: MetalCacheAppendRequest): Promise<CacheAppendResult> {
+  const emulate = request.emulate ?? false;
+  if (!emulate && process.platform !== 'darwin') throw new UnavailableError(METAL_UNAVAILABLE);
+  const { pattern } = request;
+  const own = pattern.regions.find((r) => !r.sharesKeyPosition);
+  if (own !== undefined) throw new ConfigurationError(`pattern ${pattern.name} cannot use a rotated KV cache: region ${own.name} places keys at its own position`);
+  const cache = pagedCacheShape(request.kCache, request.vCache);
+  const { k, v } = request;
+  if (k.shape.length !== 3 || v.shape.join(',') !== k.shape.join(',')) throw new ShapeError(`new keys and values must both have shape (tokens, key_heads, head_dim), got [${k.shape.join(', ')}] and [${v.shape.join(', ')}]`);
+  const [tokens, heads, headDim] = k.shape as [number, number, number];
+  if (heads !== cache.keyHeads || headDim !== cache.headDim) throw new ShapeError(`new keys have ${heads} heads × ${headDim} dims but the cache holds ${cache.keyHeads} × ${cache.headDim}`);
+  if (request.positions.length !== tokens || request.slotMapping.length !== tokens) throw new ShapeError(`positions (${request.positions.length}) and slot mapping (${request.slotMapping.length}) need one entry per token (${tokens})`);
+  if (request.originalMaxPosition !== undefined && request.lengths?.length !== tokens) throw new UsageError('the Qwen key factor needs the sequence length of every token');
+  const slots = cache.numBlocks * cache.blockSize;
+  let maxPosition = 0;
+  for (let t = 0; t < tokens; t++) {
+    const slot = request.slotMapping[t]!;
+    if (!Number.isInteger(slot) || slot >= slots) throw new ShapeError(`slot mapping [${t}] = ${slot} is outside the cache's ${slots} slots`);
+    const position = request.positions[t]!;
+    if (!Number.isInteger(position) || position < 0) throw new ShapeError(`positions [${t}] = ${position} is not a position`);
+    if (slot >= 0) maxPosition = Math.max(maxPosition, pattern.definition.keyPosition(position, pattern.params));
+  }
+  // The append belongs to the set that reads the cache it writes: the pre-rotated one.
+  const config = metalKernelConfig({
+    headDim,
+    dtype: request.dtype,
+    ropeStyle: request.rope.style,
+    ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
+    preRotatedKeys: true,
+  });
+  const set = emitMetal(pattern, config);
+  const work = await mkdtemp(join(tmpdir(), 'dcagen-metal-append-'));
+  try {
+    const file = (name: string): string => join(work, `${name}.bin`);
+    await Promise.all([
+      writeFile(file('k'), encodeStorage(k.data, request.dtype)),
+      writeFile(file('v'), encodeStorage(v.data, request.dtype)),
+      writeFile(file('positions'), Int32Array.from(request.positions)),
+      writeFile(file('slot-mapping'), Int32Array.from(request.slotMapping)),
+      writeFile(file('lengths'), request.lengths !== undefined ? Int32Array.from(request.lengths) : new Int32Array(tokens)),
+      writeFile(file('k-cache'), encodeStorage(request.kCache.data, request.dtype)),
+      writeFile(file('v-cache'), encodeStorage(request.vCache.data, request.dtype)),
+    ]);
+    const args = ['append', ...['k', 'v', 'positions', 'slot-mapping', 'lengths', 'k-cache', 'v-cache', 'k-cache-out', 'v-cache-out'].map(file),
+      ...[tokens, cache.keyHeads, cache.numBlocks, cache.blockSize, request.rope.theta, request.originalMaxPosition ?? 0, maxPosition].map(String)];
+    await runServingHost(set, emulate, args, undefined);
+    const decode = async (name: string): Promise<Tensor> => ({ shape: request.kCache.shape, data: decodeStorage(await readFile(file(name)), request.dtype) });
+    return { kCache: await decode('k-cache-out'), vCache: await decode('v-cache-out') };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }

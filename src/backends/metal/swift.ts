@@ -1,12 +1,14 @@
 // Renders the Swift host program of a Metal kernel set (templates/metal/host.swift): it loads the
-// .metallib, binds the buffers every kernel of the set shares, dispatches the passes for one shape
-// and reads/writes raw files. `dcagen run --backend metal` builds and runs it on macOS.
+// .metallib, binds the buffers, dispatches the attention passes — or the serving kernels (paged
+// attention, cache append), with the argument protocol of runtime/metal/serving_harness.cpp — for one
+// shape and reads/writes raw files. `dcagen run --backend metal` builds and runs it on macOS.
 
 import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { renderTemplate } from '../template.js';
 import { swiftText } from '../text.js';
 import type { KernelVariant } from '../kernel-set.js';
 import type { MetalPass } from './render.js';
+import type { MetalServing } from './serving.js';
 
 export interface SwiftHostOptions {
   readonly name: string;
@@ -16,10 +18,16 @@ export interface SwiftHostOptions {
   readonly passes: readonly MetalPass[];
   readonly threads: number;
   readonly variant: KernelVariant;
+  readonly serving?: MetalServing;
 }
 
 export function renderSwiftHost(plan: KernelPlan, options: SwiftHostOptions): string {
   const c = plan.config;
+  const serving = options.serving;
+  const roles: Array<[string, string | undefined]> = serving === undefined ? [] : [
+    ['cache_append', serving.cacheAppend], ['paged_decode', serving.decode], ['paged_merge', serving.merge], ['paged_prefill', serving.prefill],
+  ];
+  const servingKernels = roles.filter((r): r is [string, string] => r[1] !== undefined);
   return renderTemplate('metal', 'host.swift', {
     title: swiftText.comment(`${options.name}: Swift host for the ${options.variant} ${plan.pattern.name} Metal kernel${options.passes.length > 1 ? 's' : ''}`),
     command: swiftText.comment(options.command),
@@ -38,5 +46,10 @@ export function renderSwiftHost(plan: KernelPlan, options: SwiftHostOptions): st
     threads: options.threads,
     elementBytes: c.dtype === 'f32' ? 4 : 2,
     workspaceFloats: options.variant === 'three-pass' ? plan.regions.length * (c.headDim + 1) : 0,
+    servingSummary: servingKernels.length === 0
+      ? 'No serving kernels: the fused kernel set of the pattern has them (modes paged and append).'
+      : `Serving kernels: ${servingKernels.map(([, name]) => name).join(', ')}.`,
+    servingKernels: servingKernels.length === 0 ? ':' : servingKernels.map(([role, name]) => `${swiftText.stringLiteral(role)}: ${swiftText.stringLiteral(name)}`).join(', '),
+    decodeMaxRows: serving?.decodeMaxRows ?? 0,
   });
 }
