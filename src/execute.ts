@@ -5,7 +5,7 @@
 import { UsageError } from './errors.js';
 import type { CompiledPattern } from './dsl/instantiate.js';
 import type { Tensor } from './io/tensor.js';
-import { referenceAttention } from './reference/attention.js';
+import { referenceAttention, type AttentionOptions } from './reference/attention.js';
 import { referenceAppendToCache, referencePagedAttention, type PagedLayout } from './reference/kv-cache.js';
 import type { StorageDType } from './reference/precision.js';
 import type { RopeConfig } from './reference/rope.js';
@@ -55,16 +55,21 @@ export async function runAttention(backend: BackendName, request: AttentionReque
   return (await load())(request);
 }
 
-async function runReference(request: AttentionRequest): Promise<AttentionOutput> {
+/** The reference's options from a request, contiguous or paged (the reference ignores splits). */
+function referenceOptions(request: AttentionRequest | PagedAttentionRequest): AttentionOptions {
   if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends, not the reference');
-  return referenceAttention(request.q, request.k, request.v, {
+  return {
     pattern: request.pattern,
     rope: request.rope,
     dtype: request.dtype,
     preRotatedKeys: request.preRotatedKeys ?? false,
     ...(request.scale !== undefined ? { scale: request.scale } : {}),
     ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}),
-  });
+  };
+}
+
+async function runReference(request: AttentionRequest): Promise<AttentionOutput> {
+  return referenceAttention(request.q, request.k, request.v, referenceOptions(request));
 }
 
 /** Attention of q over a paged KV cache (DESIGN.md §5): the serving form of a call. */
@@ -104,15 +109,7 @@ export async function runPagedAttention(backend: BackendName, request: PagedAtte
 }
 
 async function runPagedReference(request: PagedAttentionRequest): Promise<AttentionOutput> {
-  if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends, not the reference');
-  return referencePagedAttention(request.q, request.kCache, request.vCache, request.layout, {
-    pattern: request.pattern,
-    rope: request.rope,
-    dtype: request.dtype,
-    preRotatedKeys: request.preRotatedKeys ?? false,
-    ...(request.scale !== undefined ? { scale: request.scale } : {}),
-    ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}),
-  });
+  return referencePagedAttention(request.q, request.kCache, request.vCache, request.layout, referenceOptions(request));
 }
 
 /** New tokens written into a paged KV cache: keys rotated once at the pattern's key position. */

@@ -3,12 +3,9 @@
 // (with --dtype and --hf-config), and every bad-input class: exit code 2, exactly one line on
 // stderr naming the problem, no stack trace, and no output or temporary file left behind.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePattern } from '../src/dsl/instantiate.js';
 import { definePattern, everyPair } from '../src/dsl/pattern.js';
@@ -19,30 +16,16 @@ import { decodeNpy } from '../src/io/npy.js';
 import type { Tensor } from '../src/io/tensor.js';
 import { builtinPatterns, causal, dca } from '../src/patterns/index.js';
 import { referenceAttention, type AttentionOptions } from '../src/reference/attention.js';
+import { ensureBuilt } from './helpers/built.js';
+import { dcagen, ROOT, type CliResult, expectBadInput } from './helpers/cli.js';
 import { FIGURE_2, FIGURE_2_REGIONS } from './helpers/figure2.js';
 import { asFloat32, float32Bytes, listDir, makeTempDir, maxAbsDiff, randomTensor, rawNpy, writeNpyFile } from './helpers/tensors.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'dcagen.js');
 const PATTERNS = join(ROOT, 'test', 'fixtures', 'patterns');
 const QWEN_CONFIG = join(ROOT, 'test', 'fixtures', 'hf', 'qwen2.5-7b-instruct-1m.config.json');
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
 // `npm test` builds first (pretest); a bare `npx vitest run` builds here when dist is stale.
-beforeAll(() => {
-  const built = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-  if (existsSync(built) && existsSync(join(ROOT, 'dist', 'src', 'index.js')) && statSync(built).mtimeMs >= newestMtime(join(ROOT, 'src'))) return;
-  const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`npm run build failed:\n${r.stdout}\n${r.stderr}`);
-}, 180_000);
+beforeAll(() => ensureBuilt(), 180_000);
 
 const tempDirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -54,17 +37,6 @@ afterAll(async () => {
   await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-interface CliResult {
-  readonly exitCode: number | undefined;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function dcagen(args: readonly string[], cwd = ROOT): Promise<CliResult> {
-  const r = await execa('node', [BIN, ...args], { reject: false, cwd, env: { DCAGEN_DEBUG: '' } });
-  return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
-}
-
 /** The same CLI in-process (src through vitest): for cases whose process-level behaviour a spawn already covers. */
 async function dcagenInProcess(args: readonly string[]): Promise<CliResult> {
   const out: string[] = [];
@@ -73,15 +45,6 @@ async function dcagenInProcess(args: readonly string[]): Promise<CliResult> {
   return { exitCode, stdout: out.join('\n'), stderr: err.join('\n') };
 }
 
-/** Exit code 2, nothing on stdout, one stderr line matching `message`, no stack trace. */
-function expectBadInput(r: CliResult, message: RegExp): void {
-  expect({ exitCode: r.exitCode, stdout: r.stdout }, r.stderr).toEqual({ exitCode: 2, stdout: '' });
-  const lines = r.stderr.split('\n');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(message);
-  expect(r.stderr).not.toMatch(/^\s*at /m);
-  expect(r.stderr).not.toMatch(/internal error|TypeError|ReferenceError|node:internal/);
-}
 
 interface RunFiles {
   readonly dir: string;

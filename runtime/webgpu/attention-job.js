@@ -2,23 +2,13 @@
 // bytes) from files, creates the buffers, runs the launcher's attention (once, or repeatedly for
 // `dcagen bench`), and writes out (storage dtype) and lse (f32). Loaded by runtime/webgpu/deno-host.js.
 
+import { align4, readBack, uploadFile } from './buffers.js';
+
 export async function runAttentionJob(device, args, io) {
   const launcher = await import(new URL(`file://${args.launcher}`).href);
   const attention = await launcher.createAttention(device, args.options ?? {});
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-  const upload = async (path) => {
-    const bytes = await io.readFile(path);
-    const buffer = device.createBuffer({ size: Math.max(16, align4(bytes.byteLength)), usage });
-    device.queue.writeBuffer(buffer, 0, bytes.buffer, bytes.byteOffset, align4(bytes.byteLength) === bytes.byteLength ? bytes.byteLength : bytes.byteLength - (bytes.byteLength % 4));
-    if (bytes.byteLength % 4 !== 0) {
-      // writeBuffer needs 4-byte multiples: send the last partial word padded.
-      const tail = new Uint8Array(4);
-      tail.set(bytes.subarray(bytes.byteLength - (bytes.byteLength % 4)));
-      device.queue.writeBuffer(buffer, bytes.byteLength - (bytes.byteLength % 4), tail);
-    }
-    return buffer;
-  };
-  const [q, k, v] = await Promise.all([upload(args.inputs.q), upload(args.inputs.k), upload(args.inputs.v)]);
+  const [q, k, v] = await Promise.all([args.inputs.q, args.inputs.k, args.inputs.v].map((path) => uploadFile(device, io, path)));
   const { batch, queries, queryHeads, headDim } = args.shape;
   const outBytes = batch * queries * queryHeads * headDim * attention.elementBytes;
   const lseBytes = batch * queryHeads * queries * 4;
@@ -44,22 +34,6 @@ export async function runAttentionJob(device, args, io) {
   return { times, split: { ...attention.splitPlan(args.shape), loopCapped: attention.loopCapped, subgroups: attention.subgroups } };
 }
 
-function align4(n) {
-  return Math.ceil(n / 4) * 4;
-}
-
-async function readBack(device, buffer, bytes) {
-  const staging = device.createBuffer({ size: align4(bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const encoder = device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, staging, 0, align4(bytes));
-  device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const copy = new Uint8Array(staging.getMappedRange().slice(0, bytes));
-  staging.unmap();
-  staging.destroy();
-  return copy;
-}
-
 /**
  * Times several launchers on the same inputs, interleaved (A B C A B C …) so that drift in the
  * adapter's speed hits them alike. `launcherOptions[n]`, when given, adds to `options` for launcher
@@ -72,13 +46,7 @@ export async function benchAttentionJob(device, args, io) {
     attentions.push(await launcher.createAttention(device, { ...(args.options ?? {}), ...(args.launcherOptions?.[n] ?? {}) }));
   }
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
-  const upload = async (path) => {
-    const bytes = await io.readFile(path);
-    const buffer = device.createBuffer({ size: Math.max(16, align4(bytes.byteLength)), usage });
-    device.queue.writeBuffer(buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength - (bytes.byteLength % 4));
-    return buffer;
-  };
-  const [q, k, v] = await Promise.all([upload(args.inputs.q), upload(args.inputs.k), upload(args.inputs.v)]);
+  const [q, k, v] = await Promise.all([args.inputs.q, args.inputs.k, args.inputs.v].map((path) => uploadFile(device, io, path)));
   const { batch, queries, queryHeads, headDim } = args.shape;
   const out = device.createBuffer({ size: align4(batch * queries * queryHeads * headDim * attentions[0].elementBytes), usage });
   const lse = device.createBuffer({ size: align4(batch * queryHeads * queries * 4), usage });
