@@ -10,6 +10,8 @@ import { runWgslCacheAppend, runWgslPagedAttention } from '../src/backends/wgsl/
 import { qwenTemperature, referenceAttention } from '../src/reference/attention.js';
 import { pagedLayout, referencePagedAttention } from '../src/reference/kv-cache.js';
 import { fillPagedCache } from '../src/verify/paged-cases.js';
+import { verifyCases } from '../src/verify/cases.js';
+import { verifyCase } from '../src/verify/verify.js';
 import type { Tensor } from '../src/io/tensor.js';
 import { compilePattern } from '../src/dsl/instantiate.js';
 import { builtinPattern } from '../src/patterns/index.js';
@@ -151,5 +153,16 @@ describe('WGSL attention over a paged KV cache', () => {
         }
       },
     ), { numRuns: 3, seed: 99 });
+  });
+});
+
+describe('dcagen verify --paged on WGSL', () => {
+  // The verification edge cases as serving calls: decode, GQA with Sq < Sk, batch 2 with
+  // different lengths, interleaved partial rotary, per-region key positions.
+  const edge = verifyCases(11, 7, { dtypes: ['f32', 'f16'], headDims: [64] }).filter((c) => /decode|GQA|batch 2|rerope/.test(c.label));
+  it.each(edge.map((c) => [c.label, c] as const))('%s through a paged cache', async (_label, c) => {
+    const result = await verifyCase('wgsl', c, false, true);
+    expect(result.failure).toBeUndefined();
+    expect(result.ok, JSON.stringify(result)).toBe(true);
   });
 });

@@ -16,6 +16,7 @@ export const verifyFlags: Record<string, FlagSpec> = {
   emulate: { kind: 'boolean', description: 'cuda/metal: run on the CPU emulation' },
   dtype: { kind: 'string', choices: ['f32', 'f16', 'bf16'], defaultText: 'every precision the backend supports', description: 'only this storage precision' },
   'max-keys': { kind: 'int', default: 160, description: 'largest sequence length drawn' },
+  paged: { kind: 'boolean', description: 'serving calls: keys and values in a paged KV cache (shuffled blocks, per-sequence lengths)' },
 };
 
 /** Storage precisions and head dims each backend supports, for drawing cases. */
@@ -64,13 +65,13 @@ export async function verifyCommand(argv: readonly string[], io: CommandIo): Pro
   const results: CaseResult[] = [];
   for (const c of cases) {
     if (io.interactive) process.stderr.write(`\r${progressBar(results.length, cases.length, results.filter((r) => !r.ok).length)} ${c.label.slice(0, 40).padEnd(40)}`);
-    const result = await verifyCase(backend, c, parsed.boolean('emulate'));
+    const result = await verifyCase(backend, c, parsed.boolean('emulate'), parsed.boolean('paged'));
     results.push(result);
     if (!io.interactive) io.stderr(`${progressBar(results.length, cases.length, results.filter((r) => !r.ok).length)} ${result.ok ? 'ok  ' : 'FAIL'} ${c.label}`);
   }
   if (io.interactive) process.stderr.write(`\r${progressBar(results.length, cases.length, results.filter((r) => !r.ok).length)}${' '.repeat(42)}\n`);
   io.stdout(formatSummary(results));
   const failed = results.filter((r) => !r.ok).length;
-  io.stdout(`${results.length - failed} passed, ${failed} failed (backend ${backend}${parsed.boolean('emulate') ? ', emulated' : ''})`);
+  io.stdout(`${results.length - failed} passed, ${failed} failed (backend ${backend}${parsed.boolean('emulate') ? ', emulated' : ''}${parsed.boolean('paged') ? ', paged KV cache' : ''})`);
   return failed === 0 ? 0 : 1;
 }
