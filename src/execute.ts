@@ -2,6 +2,7 @@
 // runtime (WebGPU, nvcc, Metal, or CPU emulation). Every path takes and returns the same tensors,
 // so `dcagen run`, `verify` and the tests treat backends alike.
 
+import { kernelBackend, kernelBackends } from './backends/index.js';
 import { UsageError } from './errors.js';
 import type { CompiledPattern } from './dsl/instantiate.js';
 import type { Tensor } from './io/tensor.js';
@@ -39,20 +40,16 @@ export interface AttentionOutput {
 
 export type BackendRunner = (request: AttentionRequest) => Promise<AttentionOutput>;
 
-const runners = new Map<BackendName, () => Promise<BackendRunner>>([
-  ['reference', async () => runReference],
-  ['wgsl', async () => (await import('./backends/wgsl/runner.js')).runWgslAttention],
-  ['cuda', async () => (await import('./backends/cuda/runner.js')).runCudaAttention],
-  ['metal', async () => (await import('./backends/metal/runner.js')).runMetalAttention],
-]);
-
 export async function runAttention(backend: BackendName, request: AttentionRequest): Promise<AttentionOutput> {
-  if (request.splits !== undefined && (backend === 'cuda' || backend === 'metal')) {
+  if (backend === 'reference') return runReference(request);
+  const descriptor = kernelBackend(backend);
+  if (descriptor === undefined) throw new UsageError(`backend ${backend} is not available in this build`);
+  // Few query rows run a decode kernel where the backend has one; it splits keys too.
+  const splitting = descriptor.splitsPrefill || (descriptor.kinds.includes('decode') && request.q.shape[1]! <= 16);
+  if (request.splits !== undefined && !splitting) {
     throw new UsageError(`--splits: the ${backend} prefill kernel does not split keys across blocks`);
   }
-  const load = runners.get(backend);
-  if (load === undefined) throw new UsageError(`backend ${backend} is not available in this build`);
-  return (await load())(request);
+  return (await descriptor.run())(request);
 }
 
 /** The reference's options from a request, contiguous or paged (the reference ignores splits). */
@@ -94,16 +91,12 @@ export interface PagedAttentionRequest {
 
 export type PagedBackendRunner = (request: PagedAttentionRequest) => Promise<AttentionOutput>;
 
-const pagedRunners = new Map<BackendName, () => Promise<PagedBackendRunner>>([
-  ['reference', async () => runPagedReference],
-  ['wgsl', async () => (await import('./backends/wgsl/runner.js')).runWgslPagedAttention],
-  ['metal', async () => (await import('./backends/metal/runner.js')).runMetalPagedAttention],
-]);
-
 export async function runPagedAttention(backend: BackendName, request: PagedAttentionRequest): Promise<AttentionOutput> {
-  const load = pagedRunners.get(backend);
+  if (backend === 'reference') return runPagedReference(request);
+  const load = kernelBackend(backend)?.runPaged;
   if (load === undefined) {
-    throw new UsageError(`the ${backend} backend has no paged-cache kernels yet (available: ${[...pagedRunners.keys()].join(', ')}); pass contiguous --k/--v instead`);
+    const available = ['reference', ...kernelBackends.filter((b) => b.runPaged !== undefined).map((b) => b.name)];
+    throw new UsageError(`the ${backend} backend has no paged-cache kernels yet (available: ${available.join(', ')}); pass contiguous --k/--v instead`);
   }
   return (await load())(request);
 }
@@ -141,16 +134,14 @@ export interface CacheAppendResult {
 
 export type CacheAppendRunner = (request: CacheAppendRequest) => Promise<CacheAppendResult>;
 
-const appendRunners = new Map<BackendName, () => Promise<CacheAppendRunner>>([
-  ['reference', async () => appendReference],
-  ['wgsl', async () => (await import('./backends/wgsl/runner.js')).runWgslCacheAppend],
-  ['metal', async () => (await import('./backends/metal/runner.js')).runMetalCacheAppend],
-]);
-
 /** Writes new tokens into a paged KV cache on a backend (vLLM's reshape_and_cache, with the rotation). */
 export async function appendToCache(backend: BackendName, request: CacheAppendRequest): Promise<CacheAppendResult> {
-  const load = appendRunners.get(backend);
-  if (load === undefined) throw new UsageError(`the ${backend} backend has no cache-append kernel yet (available: ${[...appendRunners.keys()].join(', ')})`);
+  if (backend === 'reference') return appendReference(request);
+  const load = kernelBackend(backend)?.appendToCache;
+  if (load === undefined) {
+    const available = ['reference', ...kernelBackends.filter((b) => b.appendToCache !== undefined).map((b) => b.name)];
+    throw new UsageError(`the ${backend} backend has no cache-append kernel yet (available: ${available.join(', ')})`);
+  }
   return (await load())(request);
 }
 

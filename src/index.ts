@@ -24,7 +24,7 @@ export { runAttention, runPagedAttention, pagedAttention, appendToCache, backend
 export { referenceAppendToCache, referencePagedAttention, pagedCacheShape, pagedLayout, gatherSequence, type PagedCacheShape, type PagedLayout } from './reference/kv-cache.js';
 export { allocatePagedCache, fillPagedCache, type PagedFixture } from './verify/paged-cases.js';
 export { planKernel, type KernelPlan, type KernelConfig, type RegionPlan } from './plan/kernel-plan.js';
-export { emitKernels, emitterNames, type EmitRequest, type EmitResult } from './backends/index.js';
+export { emitKernels, emitterNames, kernelBackend, kernelBackends, kernelBackendNames, type EmitRequest, type EmitResult, type BackendDescriptor, type KernelKind } from './backends/index.js';
 export { kernelSetName, type EmittedFile, type KernelVariant } from './backends/kernel-set.js';
 export { emitWgsl, wgslKernelConfig } from './backends/wgsl/emit.js';
 export { emitCuda, cudaKernelConfig } from './backends/cuda/emit.js';

@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { DcagenError, UsageError } from '../../errors.js';
 import { quoteName } from '../../dsl/names.js';
-import { emitKernels, type KernelVariant } from '../../backends/index.js';
+import { emitKernels, kernelBackendNames, type KernelVariant } from '../../backends/index.js';
 import { writeFilesAtomic } from '../../io/atomic-write.js';
 import type { KernelDType } from '../../plan/kernel-plan.js';
 import { parseFlags, type FlagSpec } from '../args.js';
@@ -12,7 +12,7 @@ import { attentionFlags, attentionSettings, compileSelectedPattern, patternParam
 import type { CommandIo } from './io.js';
 
 export const emitFlags: Record<string, FlagSpec> = {
-  backend: { kind: 'string', choices: ['wgsl', 'cuda', 'metal'], required: true, description: 'kernel language' },
+  backend: { kind: 'string', choices: kernelBackendNames, required: true, description: 'kernel language' },
   ...patternSelectionFlags,
   ...attentionFlags,
   'head-dim': { kind: 'int', required: 'unless --hf-config gives it', description: 'head dimension D' },

@@ -1,6 +1,7 @@
 // `dcagen verify`: random configurations (edge cases first) run on a backend and compared with the
 // float64 reference; a progress bar, a summary table, exit 1 on any mismatch.
 
+import { kernelBackend } from '../../backends/index.js';
 import { backendNames, type BackendName } from '../../execute.js';
 import type { StorageDType } from '../../reference/precision.js';
 import { verifyCases } from '../../verify/cases.js';
@@ -19,13 +20,13 @@ export const verifyFlags: Record<string, FlagSpec> = {
   paged: { kind: 'boolean', description: 'serving calls: keys and values in a paged KV cache (shuffled blocks, per-sequence lengths)' },
 };
 
-/** Storage precisions and head dims each backend supports, for drawing cases. */
-export const backendCapabilities: Record<BackendName, { dtypes: StorageDType[]; headDims: number[] }> = {
-  reference: { dtypes: ['f32', 'f16', 'bf16'], headDims: [16, 32, 64] },
-  wgsl: { dtypes: ['f32', 'f16'], headDims: [32, 64, 128] },
-  cuda: { dtypes: ['f32', 'bf16', 'f16'], headDims: [64, 128, 72] },
-  metal: { dtypes: ['f32', 'f16'], headDims: [64, 128] },
-};
+/** Storage precisions and head dims to draw cases from: the backend's descriptor, or the reference's. */
+function backendCapabilities(backend: BackendName): { dtypes: readonly StorageDType[]; headDims: readonly number[] } {
+  const descriptor = kernelBackend(backend);
+  return descriptor === undefined
+    ? { dtypes: ['f32', 'f16', 'bf16'], headDims: [16, 32, 64] }
+    : { dtypes: descriptor.dtypes, headDims: descriptor.verifyHeadDims };
+}
 
 function progressBar(done: number, total: number, failures: number): string {
   const width = 30;
@@ -54,12 +55,12 @@ export async function verifyCommand(argv: readonly string[], io: CommandIo): Pro
   const backend = parsed.requireString('backend') as BackendName;
   const count = parsed.requireNumber('cases');
   if (count < 1) throw new UsageError('--cases must be at least 1');
-  const capabilities = backendCapabilities[backend];
+  const capabilities = backendCapabilities(backend);
   const only = parsed.string('dtype') as StorageDType | undefined;
   if (only !== undefined && !capabilities.dtypes.includes(only)) throw new UsageError(`backend ${backend} does not support --dtype ${only}`);
   const cases = verifyCases(count, parsed.requireNumber('seed'), {
-    dtypes: only !== undefined ? [only] : capabilities.dtypes,
-    headDims: capabilities.headDims,
+    dtypes: only !== undefined ? [only] : [...capabilities.dtypes],
+    headDims: [...capabilities.headDims],
     maxKeys: parsed.requireNumber('max-keys'),
   });
   const results: CaseResult[] = [];
