@@ -48,7 +48,7 @@ const runners = new Map<BackendName, () => Promise<BackendRunner>>([
 
 export async function runAttention(backend: BackendName, request: AttentionRequest): Promise<AttentionOutput> {
   if (request.splits !== undefined && (backend === 'cuda' || backend === 'metal')) {
-    throw new UsageError(`--splits: the ${backend} prefill kernel does not split keys across blocks`);
+    throw new UsageError(`--splits: the ${backend} prefill kernel does not split keys across blocks${backend === 'cuda' ? ' (its paged-cache kernel does)' : ''}`);
   }
   const load = runners.get(backend);
   if (load === undefined) throw new UsageError(`backend ${backend} is not available in this build`);
@@ -91,6 +91,7 @@ export type PagedBackendRunner = (request: PagedAttentionRequest) => Promise<Att
 
 const pagedRunners = new Map<BackendName, () => Promise<PagedBackendRunner>>([
   ['reference', async () => runPagedReference],
+  ['cuda', async () => (await import('./backends/cuda/runner.js')).runCudaPagedAttention],
 ]);
 
 export async function runPagedAttention(backend: BackendName, request: PagedAttentionRequest): Promise<AttentionOutput> {

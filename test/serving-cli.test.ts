@@ -99,7 +99,7 @@ describe('dcagen run over a paged KV cache', () => {
       expectBadInput(await dcagen(['run', '--backend', 'reference', ...DCA, ...args]), message);
       expect(await listDir(f.dir)).toEqual(before);
     }
-    expectBadInput(await dcagen(['run', '--backend', 'cuda', '--emulate', ...DCA, ...f.args]), /the cuda backend has no paged-cache kernels yet/);
+    expectBadInput(await dcagen(['run', '--backend', 'metal', '--emulate', ...DCA, ...f.args]), /the metal backend has no paged-cache kernels yet/);
     expect(await listDir(f.dir)).toEqual(before);
   });
 });

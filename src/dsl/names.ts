@@ -38,6 +38,9 @@ const RESERVED_CONSTANTS: ReadonlySet<string> = new Set([
   'ROPE_FINE_BITS', 'ROPE_PAIRS', 'ROPE_STYLE', 'ROTARY_DIM', 'ROW_THREADS', 'SIMDGROUPS',
   'SMEM_ELEMENTS', 'STORAGE', 'SWIZZLE', 'T', 'TG_MEMORY_FLOATS', 'THREADS', 'TILE_STRIDE', 'UNIFORM', 'URL',
   'VARIANT', 'WORKSPACE_FLOATS_PER_ROW',
+  // the CUDA serving kernels (paged attention, cache append, merge)
+  'APPEND_SUPPORTED', 'APPEND_THREADS', 'DIMS_PER_LANE', 'K_STRIDE', 'MERGE_THREADS', 'PAGED_SMEM_FLOATS', 'PAGED_THREADS', 'PAGED_WARPS',
+  'PRE_ROTATED_KEYS', 'ROWS_PER_WARP', 'TARGET_BLOCKS_PER_SM', 'TILE_KEYS',
   // single macros of <cmath>, <cstdio>, <cstdlib>, <ctime>, the CUDA and Metal headers
   'INFINITY', 'NAN', 'NULL', 'EOF', 'BUFSIZ', 'RAND_MAX', 'CLOCKS_PER_SEC', 'MAXFLOAT', 'EDOM', 'ERANGE', 'EILSEQ',
   'ASSERT', 'TRUE', 'FALSE', 'MIN', 'MAX', 'ABS',
@@ -51,6 +54,9 @@ const RESERVED_PYTHON: ReadonlySet<string> = new Set([
   'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or', 'pass', 'raise',
   'return', 'try', 'while', 'with', 'yield', 'match', 'case', 'type',
   'q', 'k', 'v', 'rope_theta', 'scale', 'original_max_position',
+  // the serving functions' arguments (append_to_cache, paged_attention)
+  'key', 'value', 'k_cache', 'v_cache', 'slot_mapping', 'positions', 'lengths', 'block_table', 'seq_lens', 'softmax_scale',
+  'num_splits', 'return_softmax_lse', 'max_seq_len',
   'math', 'os', 'np', 'mx', 'torch', 'rope_table', 'logit_scale', 'kernel_sources', 'load_inline',
   'abs', 'bool', 'dict', 'float', 'int', 'len', 'list', 'max', 'min', 'print', 'range', 'str', 'tuple', 'isinstance', 'super', 'open',
 ]);

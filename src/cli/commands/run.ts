@@ -30,7 +30,7 @@ export const runFlags: Record<string, FlagSpec> = {
   'v-cache': { kind: 'string', value: 'FILE', description: 'paged value cache .npy, shape like --k-cache; replaces --v' },
   'block-table': { kind: 'string', value: 'FILE', description: 'int32 .npy (batch, max_blocks): physical block of each logical block' },
   'seq-lens': { kind: 'string', value: 'FILE', description: 'int32 .npy (batch,): keys per sequence, each at least Sq' },
-  splits: { kind: 'int', defaultText: 'chosen from the work and the adapter', description: 'force the number of key splits (wgsl kernels split keys across workgroups)' },
+  splits: { kind: 'int', defaultText: 'chosen from the work and the adapter', description: 'force the number of key splits (wgsl kernels, and cuda over a paged cache, split keys across blocks)' },
 };
 
 export async function runCommand(argv: readonly string[], io: CommandIo): Promise<number> {
