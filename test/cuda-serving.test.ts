@@ -232,6 +232,33 @@ describe('CUDA paged attention (emulated) against the reference', () => {
   });
 });
 
+describe('the emulator catches bugs planted in the paged kernel', () => {
+  const req = request(pagedCase(3, 8, 'f32', 95), 'f32', { splits: 2 });
+  const plant = async (from: string, to: string): Promise<number> => {
+    try {
+      const e = await pagedError(req, {
+        transformSource: (source) => {
+          expect(source).toContain(from);
+          return source.replace(from, to);
+        },
+      });
+      return e.out;
+    } catch (err) {
+      // The emulator aborting (deadlock, bad access) is a catch too; a compile error is not.
+      expect((err as Error).message).not.toMatch(/compiling/);
+      return Infinity;
+    }
+  };
+
+  it('a missing barrier between gathering a K/V tile and scoring it', async () => {
+    expect(await plant('    __syncthreads();\n\n    // Scores: lane = key', '\n    // Scores: lane = key')).toBeGreaterThan(1e-2);
+  });
+
+  it('keys past the end of the region or split left unmasked in the last tile', async () => {
+    expect(await plant('if (j > key_end || !Region::visible', 'if (!Region::visible')).toBeGreaterThan(1e-2);
+  });
+});
+
 describe('CUDA serving kernels under nvcc', () => {
   it('compile for sm_80 and sm_90 with zero spills (Qwen2.5-1M DCA, bf16, d 128, pre-rotated cache); the native harness links them', async () => {
     const dir = await makeTempDir('dcagen-serving-nvcc-');
