@@ -13,6 +13,12 @@
 //   rope is the RoPE table from dcagen_dca_cs3072_lw512_d128_f16_fill_rope_table (float64 angles rounded once to f32).
 //   logit_scale = softmax scale × Qwen temperature², from dcagen_dca_cs3072_lw512_d128_f16_logit_scale.
 //   Returns 0 or a cudaError_t.
+//
+//   Serving (paged KV cache, vLLM / FlashInfer layout; see dca-cs3072-lw512-d128-f16.h):
+//   dcagen_dca_cs3072_lw512_d128_f16_append_to_cache(params, stream) writes new keys and values through slot_mapping, keys
+//   rotated once at the pattern's key position; dcagen_dca_cs3072_lw512_d128_f16_paged_attention(params, stream) runs q
+//   over the cache (block table, per-sequence lengths), splitting keys across blocks when the call is
+//   small (dcagen_dca_cs3072_lw512_d128_f16_paged_splits, dcagen_dca_cs3072_lw512_d128_f16_paged_workspace_bytes).
 #ifndef DCAGEN_EMULATE
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
@@ -51,6 +57,50 @@ typedef struct dcagen_attention_params {
   int batch, queries, keys, query_heads, key_heads;
   float logit_scale;    /* from *_logit_scale: softmax scale × Qwen temperature² */
 } dcagen_attention_params;
+#endif
+#ifndef DCAGEN_SERVING_PARAMS_DEFINED
+#define DCAGEN_SERVING_PARAMS_DEFINED
+/** Attention of q over a paged KV cache (vLLM / FlashInfer layout): device pointers, element strides, shapes. */
+typedef struct dcagen_paged_attention_params {
+  const void* q;            /* (batch, queries, query_heads, head_dim): the last `queries` positions of each sequence */
+  const void* k_cache;      /* (num_blocks, block_size, key_heads, head_dim) */
+  const void* v_cache;      /* like k_cache */
+  const int* block_table;   /* (batch, max_blocks_per_seq) int32: physical block of each logical block */
+  const int* seq_lens;      /* (batch,) int32: keys of each sequence, each at least `queries` */
+  void* out;                /* like q */
+  float* lse;               /* (batch, query_heads, queries), contiguous, natural log */
+  const float* rope;        /* RoPE table from *_fill_rope_table for *_max_position(max_seq_len), on the device */
+  void* workspace;          /* *_paged_workspace_bytes of scratch; may be NULL when that is 0 */
+  long long q_batch_stride, q_seq_stride, q_head_stride;        /* in elements */
+  long long k_block_stride, k_row_stride, k_head_stride;        /* k_cache */
+  long long v_block_stride, v_row_stride, v_head_stride;        /* v_cache */
+  long long out_batch_stride, out_seq_stride, out_head_stride;
+  long long block_table_stride;   /* elements between rows of block_table */
+  int batch, queries, query_heads, key_heads;
+  int block_size;           /* keys per cache block: a power of two */
+  int max_seq_len;          /* at least every seq_lens entry: how the keys are split */
+  int splits;               /* key splits: 0 chooses from the work and the GPU, n > 0 forces n */
+  float softmax_scale;      /* <= 0: 1/sqrt(head_dim) */
+  int original_max_position;  /* > 0: Qwen temperature s(n), n = seq_lens[b] (see the kernel file) */
+} dcagen_paged_attention_params;
+
+/** New tokens into a paged KV cache (vLLM's reshape_and_cache): keys rotated once at their key position. */
+typedef struct dcagen_cache_append_params {
+  const void* key;          /* (tokens, key_heads, head_dim) new keys, not rotated */
+  const void* value;        /* (tokens, key_heads, head_dim) */
+  void* k_cache;            /* (num_blocks, block_size, key_heads, head_dim) */
+  void* v_cache;
+  const long long* slot_mapping;  /* (tokens,) block × block_size + row; negative: skip the token (padding) */
+  const int* positions;     /* (tokens,) position of each token in its sequence */
+  const int* lengths;       /* (tokens,) sequence length n of each token's sequence, for the Qwen key factor; NULL: no factor */
+  const float* rope;        /* RoPE table covering every key position written */
+  long long key_token_stride, key_head_stride;                  /* in elements */
+  long long value_token_stride, value_head_stride;
+  long long k_block_stride, k_row_stride, k_head_stride;
+  long long v_block_stride, v_row_stride, v_head_stride;
+  int tokens, key_heads, num_blocks, block_size;
+  int original_max_position;  /* > 0 (with lengths): keys × s(n) = max(1, 0.1 ln(n / original_max_position) + 1) */
+} dcagen_cache_append_params;
 #endif
 #ifdef __cplusplus
 }
@@ -460,6 +510,384 @@ __global__ void __launch_bounds__(THREADS, 1) attention_kernel(const AttentionPa
   }
 }
 
+// ---- Log-sum-exp merge of partial results (the three-pass baseline's region passes, and the key
+// splits of the paged kernel) ----
+// One partial layout for every kernel that writes partials: `partials` output blocks of f32 shaped
+// like q, contiguous, (partial, batch, query, query head, HEAD_DIM), then `partials` LSE blocks
+// (partial, batch, query head, query), natural log, MASKED_SCORE where the partial saw no key.
+struct MergeParams {
+  const float* partial_out;   // (partials, batch, queries, query_heads, HEAD_DIM)
+  const float* partial_lse;   // (partials, batch, query_heads, queries), natural log
+  void* out;                  // storage type, strided like q
+  float* lse;                 // (batch, query_heads, queries)
+  long long out_batch_stride, out_seq_stride, out_head_stride;
+  int batch, queries, query_heads, partials;
+};
+
+constexpr int MERGE_THREADS = 128;
+
+// Floats of one call's partials: `partials` × rows × (HEAD_DIM outputs + 1 LSE).
+__host__ __device__ __forceinline__ long long partial_floats(int partials, long long rows) {
+  return (long long)partials * rows * (HEAD_DIM + 1);
+}
+
+// One thread per (row, output dim): every thread of a row finds the row's max and sum over the
+// partials itself (partials are few), so no thread walks HEAD_DIM × partials.
+__global__ void __launch_bounds__(MERGE_THREADS) merge_kernel(const MergeParams p) {
+  const long long rows = (long long)p.batch * p.queries * p.query_heads;
+  const long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;   // (batch, query, head, d)
+  if (index >= rows * HEAD_DIM) return;
+  const long long row = index / HEAD_DIM;
+  const int d = (int)(index % HEAD_DIM);
+  const int head = (int)(row % p.query_heads);
+  const int query = (int)((row / p.query_heads) % p.queries);
+  const int batch = (int)(row / ((long long)p.query_heads * p.queries));
+  const long long lse_at = ((long long)batch * p.query_heads + head) * p.queries + query;
+  float m = MASKED_SCORE;
+  for (int k = 0; k < p.partials; ++k) m = fmaxf(m, p.partial_lse[k * rows + lse_at]);
+  storage_t* out = (storage_t*)p.out + batch * p.out_batch_stride + head * p.out_head_stride + (long long)query * p.out_seq_stride;
+  if (m == MASKED_SCORE) {   // no partial saw a key
+    if (d == 0) p.lse[lse_at] = MASKED_SCORE;
+    out[d] = from_float<storage_t>(0.f);
+    return;
+  }
+  float total = 0.f;
+  for (int k = 0; k < p.partials; ++k) total += expf(p.partial_lse[k * rows + lse_at] - m);
+  const float merged = m + logf(total);
+  if (d == 0) p.lse[lse_at] = merged;
+  float o = 0.f;
+  for (int k = 0; k < p.partials; ++k) o += expf(p.partial_lse[k * rows + lse_at] - merged) * p.partial_out[(k * rows + row) * HEAD_DIM + d];
+  out[d] = from_float<storage_t>(o);
+}
+
+// Launches the merge of `partials` partials that start at `workspace` (outputs, then LSEs).
+__host__ __forceinline__ void launch_merge(const float* workspace, int partials, void* out, float* lse, long long out_batch_stride,
+                                           long long out_seq_stride, long long out_head_stride, int batch, int queries, int query_heads,
+                                           cudaStream_t stream) {
+  const long long rows = (long long)batch * queries * query_heads;
+  MergeParams m;
+  m.partial_out = workspace;
+  m.partial_lse = workspace + (long long)partials * rows * HEAD_DIM;
+  m.out = out;
+  m.lse = lse;
+  m.out_batch_stride = out_batch_stride;
+  m.out_seq_stride = out_seq_stride;
+  m.out_head_stride = out_head_stride;
+  m.batch = batch;
+  m.queries = queries;
+  m.query_heads = query_heads;
+  m.partials = partials;
+  const long long threads = rows * HEAD_DIM;
+  DCAGEN_LAUNCH(merge_kernel, dim3((unsigned)((threads + MERGE_THREADS - 1) / MERGE_THREADS)), dim3(MERGE_THREADS), 0, stream)(m);
+}
+
+// ---- Serving: attention over a paged KV cache (DESIGN.md §5) ----
+// k_cache and v_cache are (num_blocks, block_size, key_heads, HEAD_DIM); key j of sequence b sits
+// in physical block block_table[b][j / block_size], row j % block_size. Blocks may lie in any
+// physical order, sequences have their own lengths (seq_lens), and a chunk of the pattern need not
+// be a multiple of the block size: K/V rows are addressed one key at a time.
+namespace paged {
+
+using PagedAttentionParams = dcagen_paged_attention_params;
+using CacheAppendParams = dcagen_cache_append_params;
+
+// Qwen's temperature s(n) = max(1, 0.1·ln(n / c_orig) + 1); 1 when original_max_position <= 0.
+__device__ __forceinline__ float qwen_factor(int n, int original_max_position) {
+  if (original_max_position <= 0) return 1.f;
+  return fmaxf(1.f, 0.1f * logf((float)n / (float)original_max_position) + 1.f);
+}
+
+// ---- Cache append (vLLM's reshape_and_cache layout) ----
+// New tokens go into the paged cache through slot_mapping (block × block_size + row; a negative
+// slot skips the token). Each key is rotated once, at the key position every region of the pattern
+// shares, and multiplied by Qwen's key factor s(n) when enabled; values are copied. Attention over
+// a cache filled this way never rotates keys again (a pre-rotated kernel set).
+constexpr int APPEND_THREADS = 128;
+
+// The key position shared by every region: where the cache stores key j.
+__device__ __forceinline__ int cache_key_position(int j) {
+  return j % CHUNK_LENGTH;
+}
+
+// One thread per (token, key head, dim).
+__global__ void __launch_bounds__(APPEND_THREADS) append_kernel(const CacheAppendParams p) {
+  const long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;   // (token, key head, d)
+  if (index >= (long long)p.tokens * p.key_heads * HEAD_DIM) return;
+  const int d = (int)(index % HEAD_DIM);
+  const int head = (int)((index / HEAD_DIM) % p.key_heads);
+  const int token = (int)(index / ((long long)HEAD_DIM * p.key_heads));
+  const long long slot = p.slot_mapping[token];
+  if (slot < 0 || slot >= (long long)p.num_blocks * p.block_size) return;   // padding token
+  const long long block = slot / p.block_size;
+  const long long row = slot % p.block_size;
+  const float factor = p.lengths != nullptr ? qwen_factor(p.lengths[token], p.original_max_position) : 1.f;
+  const storage_t* key = (const storage_t*)p.key + token * p.key_token_stride + head * p.key_head_stride;
+  float k_value = to_float(key[d]);
+  if (d < ROTARY_DIM) {
+    const float2 cs = rope_cos_sin((const float2*)p.rope, cache_key_position(p.positions[token]), rope_pair(d));
+    k_value = k_value * cs.x + rope_sign(d) * to_float(key[rope_partner(d)]) * cs.y;
+  }
+  storage_t* k_cache = (storage_t*)p.k_cache + block * p.k_block_stride + row * p.k_row_stride + head * p.k_head_stride;
+  storage_t* v_cache = (storage_t*)p.v_cache + block * p.v_block_stride + row * p.v_row_stride + head * p.v_head_stride;
+  k_cache[d] = from_float<storage_t>(k_value * factor);
+  v_cache[d] = ((const storage_t*)p.value)[token * p.value_token_stride + head * p.value_head_stride + d];
+}
+
+
+// ---- Paged attention: split-K decode, and (the same kernel over more query rows) paged prefill ----
+// A block owns one key split of one (row block, KV head, sequence). Its rows are the query heads
+// that share the KV head (GQA) × the call's queries, up to MAX_ROWS of them: with Sq <= 16 a
+// KV head's rows usually fit one block, so each K/V row is read from memory once per block for all
+// of them (decode, speculative decoding); longer calls take MAX_ROWS consecutive queries of one
+// head per block (paged prefill). Like the fused prefill kernel, the block visits the regions in
+// the plan's order; per region it rotates its rows' queries at the region's query positions, then
+// walks the region's keys inside its split in tiles of TILE_KEYS: the tile is gathered from the
+// cache into shared memory (rotated at the key position unless the cache holds rotated keys),
+// each warp scores its rows against it (lane = key), keeps an online softmax per row, and adds
+// P·V with lanes over the output dims. One split writes out and lse itself; several write
+// partials that merge_kernel combines (the same partial layout as the three-pass baseline).
+constexpr int PAGED_WARPS = 4;
+constexpr int PAGED_THREADS = 32 * PAGED_WARPS;
+constexpr int TILE_KEYS = 32;                            // keys per K/V tile: one per lane when scoring
+constexpr int ROWS_PER_WARP = 4;                     // rows each warp scores (slots warp, warp + PAGED_WARPS, …)
+constexpr int MAX_ROWS = PAGED_WARPS * ROWS_PER_WARP;    // rows (query head × query) per block
+constexpr int DIMS_PER_LANE = (HEAD_DIM + 31) / 32;      // output dims each lane accumulates per row
+constexpr int K_STRIDE = HEAD_DIM + 4;                   // padded key row: 32 lanes' float4 reads hit distinct banks
+// Shared memory (floats): key tile, value tile, rotated queries, the tile's probabilities, the tile's cache blocks.
+constexpr int PAGED_SMEM_FLOATS = TILE_KEYS * K_STRIDE + TILE_KEYS * HEAD_DIM + MAX_ROWS * HEAD_DIM + MAX_ROWS * TILE_KEYS + TILE_KEYS;
+// The cache holds raw keys: rotated as they are gathered, and with Qwen's temperature the logits are
+// × softmax scale × s(n)² (query and key factor, as at prefill).
+constexpr bool PRE_ROTATED_KEYS = false;
+
+// How the launcher laid out a call (paged_layout on the host).
+struct CallLayout {
+  int splits;         // key splits per (row block, KV head, sequence)
+  int split_keys;     // keys per split
+  int query_block;    // queries per block
+  int head_block;     // query heads (sharing one KV head) per block
+  int head_blocks;    // blocks along one KV head's query heads
+  int block_shift;    // log2(block_size)
+  float scale_log2;   // softmax scale × log2(e), before the sequence's Qwen factor
+};
+
+// The rows of one block: slot r is query head first_head + r / block_queries, query
+// first_query + r % block_queries.
+struct BlockRows {
+  int batch, kv_head, split;
+  int first_head, first_query, block_queries, count;
+  int offset;                     // seq_len − queries: query q sits at position offset + q
+  int row_first, row_last;        // first and last query position of the block's rows
+  int split_first, split_last;    // the keys of this block's split
+  __device__ __forceinline__ int head(int slot) const { return first_head + slot / block_queries; }
+  __device__ __forceinline__ int query(int slot) const { return first_query + slot % block_queries; }
+};
+
+struct SoftmaxState {
+  float m[ROWS_PER_WARP];                    // running max of each of the warp's rows, log2 units (same in every lane)
+  float l[ROWS_PER_WARP];                    // this lane's share of each row's running sum
+  float acc[ROWS_PER_WARP][DIMS_PER_LANE];   // output dims lane, lane + 32, … of each row
+};
+
+__device__ __forceinline__ float warp_max(float x) {
+  #pragma unroll
+  for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+
+__device__ __forceinline__ float warp_sum(float x) {
+  #pragma unroll
+  for (int o = 16; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+// One region of the pass: rotate the block's queries at the region's positions, then walk the
+// region's keys in the block's split.
+template <class Region>
+__device__ __forceinline__ void visit_region(const PagedAttentionParams& p, const CallLayout& c, const BlockRows& rows, SoftmaxState& st,
+                                             float* smem, float scale_log2) {
+  const int key_begin = imax(Region::key_begin(rows.row_first), rows.split_first);
+  const int key_end = imin(Region::key_end(rows.row_last), rows.split_last);
+  if (key_begin > key_end) return;  // no key of this region in the split (uniform across the block)
+  const int tid = threadIdx.x;
+  const int lane = tid % 32;
+  const int warp = tid / 32;
+  float* sk = smem;                                  // [TILE_KEYS][K_STRIDE] keys, rotated
+  float* sv = sk + TILE_KEYS * K_STRIDE;             // [TILE_KEYS][HEAD_DIM] values
+  float* sq = sv + TILE_KEYS * HEAD_DIM;             // [MAX_ROWS][HEAD_DIM] queries rotated for this region
+  float* sp = sq + MAX_ROWS * HEAD_DIM;              // [MAX_ROWS][TILE_KEYS] the tile's probabilities
+  int* tile_blocks = (int*)(sp + MAX_ROWS * TILE_KEYS);  // [TILE_KEYS] cache block of each key, −1 past the range
+  const float2* __restrict__ rope = (const float2*)p.rope;
+  const int block_mask = (1 << c.block_shift) - 1;
+
+  __syncthreads();  // the previous region is done with sq
+  for (int e = tid; e < rows.count * HEAD_DIM; e += PAGED_THREADS) {
+    const int slot = e / HEAD_DIM;
+    const int d = e % HEAD_DIM;
+    const storage_t* q_row = (const storage_t*)p.q + rows.batch * p.q_batch_stride + rows.head(slot) * p.q_head_stride +
+                             (long long)rows.query(slot) * p.q_seq_stride;
+    float y = to_float(q_row[d]);
+    if (d < ROTARY_DIM) {
+      const float2 cs = rope_cos_sin(rope, Region::query_position(rows.offset + rows.query(slot)), rope_pair(d));
+      y = y * cs.x + rope_sign(d) * to_float(q_row[rope_partner(d)]) * cs.y;
+    }
+    sq[slot * HEAD_DIM + d] = y;
+  }
+
+  for (int key_tile = key_begin; key_tile <= key_end; key_tile += TILE_KEYS) {
+    __syncthreads();  // every warp is done with the previous tile, and sq is complete
+    if (tid < TILE_KEYS) {
+      const int j = key_tile + tid;
+      tile_blocks[tid] = j <= key_end ? p.block_table[rows.batch * p.block_table_stride + (j >> c.block_shift)] : -1;
+    }
+    __syncthreads();
+    // Gather the tile from the cache: consecutive threads read consecutive dims of one key row.
+    for (int e = tid; e < TILE_KEYS * HEAD_DIM; e += PAGED_THREADS) {
+      const int jj = e / HEAD_DIM;
+      const int d = e % HEAD_DIM;
+      const int j = key_tile + jj;
+      const int block = tile_blocks[jj];
+      float k_value = 0.f;
+      float v_value = 0.f;
+      if (block >= 0) {
+        const storage_t* k_row = (const storage_t*)p.k_cache + block * p.k_block_stride + (j & block_mask) * p.k_row_stride + rows.kv_head * p.k_head_stride;
+        k_value = to_float(k_row[d]);
+        if (d < ROTARY_DIM) {
+          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));
+          k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;
+        }
+        v_value = to_float(((const storage_t*)p.v_cache)[block * p.v_block_stride + (j & block_mask) * p.v_row_stride + rows.kv_head * p.v_head_stride + d]);
+      }
+      sk[jj * K_STRIDE + d] = k_value;
+      sv[jj * HEAD_DIM + d] = v_value;
+    }
+    __syncthreads();
+
+    // Scores: lane = key, each warp its rows.
+    const int j = key_tile + lane;
+    float s[ROWS_PER_WARP];
+    #pragma unroll
+    for (int x = 0; x < ROWS_PER_WARP; ++x) s[x] = 0.f;
+    const float* k_row = sk + lane * K_STRIDE;
+    for (int d = 0; d < HEAD_DIM; d += 4) {
+      const float4 k4 = *reinterpret_cast<const float4*>(k_row + d);
+      #pragma unroll
+      for (int x = 0; x < ROWS_PER_WARP; ++x) {
+        const int slot = warp + x * PAGED_WARPS;
+        if (slot < rows.count) {
+          const float4 q4 = *reinterpret_cast<const float4*>(sq + slot * HEAD_DIM + d);
+          s[x] += q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
+        }
+      }
+    }
+
+    // Online softmax per row: the warp's max over the tile rescales what came before.
+    #pragma unroll
+    for (int x = 0; x < ROWS_PER_WARP; ++x) {
+      const int slot = warp + x * PAGED_WARPS;
+      if (slot >= rows.count) continue;  // uniform across the warp
+      float score = s[x] * scale_log2;
+      if (j > key_end || !Region::visible(rows.offset + rows.query(slot), j)) score = MASKED_SCORE;
+      const float m_new = fmaxf(st.m[x], warp_max(score));
+      const float m_base = m_new == MASKED_SCORE ? 0.f : m_new;  // a row with nothing visible yet stays at zero
+      const float alpha = exp2f(st.m[x] - m_base);
+      const float prob = exp2f(score - m_base);
+      st.l[x] = st.l[x] * alpha + prob;
+      st.m[x] = m_new;
+      #pragma unroll
+      for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] *= alpha;
+      sp[slot * TILE_KEYS + lane] = prob;
+    }
+    __syncwarp();
+
+    // O += P·V: lane owns dims lane, lane + 32, …; each row's probabilities are read back broadcast.
+    #pragma unroll 4
+    for (int jj = 0; jj < TILE_KEYS; ++jj) {
+      float v[DIMS_PER_LANE];
+      #pragma unroll
+      for (int y = 0; y < DIMS_PER_LANE; ++y) v[y] = y * 32 + lane < HEAD_DIM ? sv[jj * HEAD_DIM + y * 32 + lane] : 0.f;
+      #pragma unroll
+      for (int x = 0; x < ROWS_PER_WARP; ++x) {
+        const int slot = warp + x * PAGED_WARPS;
+        if (slot < rows.count) {
+          const float prob = sp[slot * TILE_KEYS + jj];
+          #pragma unroll
+          for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] += prob * v[y];
+        }
+      }
+    }
+  }
+}
+
+// At least two blocks per multiprocessor: without a minimum, ptxas caps registers for occupancy the
+// shared memory does not allow anyway, and spills.
+template <class... Regions>
+__global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const PagedAttentionParams p, const CallLayout c) {
+  DCAGEN_DYNAMIC_SMEM(float, smem);
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  const int group = p.query_heads / p.key_heads;   // GQA: query heads sharing a KV head
+  const int head_block = blockIdx.y % c.head_blocks;
+  BlockRows rows;
+  rows.batch = blockIdx.z;
+  rows.kv_head = blockIdx.y / c.head_blocks;
+  rows.split = blockIdx.x % c.splits;
+  rows.first_head = rows.kv_head * group + head_block * c.head_block;
+  rows.first_query = (blockIdx.x / c.splits) * c.query_block;
+  rows.block_queries = imin(c.query_block, p.queries - rows.first_query);
+  rows.count = rows.block_queries * imin(c.head_block, group - head_block * c.head_block);
+  const int seq_len = p.seq_lens[rows.batch];
+  rows.offset = seq_len - p.queries;   // queries are the last Sq positions of their sequence
+  rows.row_first = rows.offset + rows.first_query;
+  rows.row_last = rows.row_first + rows.block_queries - 1;
+  rows.split_first = rows.split * c.split_keys;
+  rows.split_last = imin(c.split_keys, seq_len - rows.split_first) + rows.split_first - 1;
+  // Qwen temperature of this sequence: the query's factor, and the key's too unless the cache keys carry it.
+  const float factor = qwen_factor(seq_len, p.original_max_position);
+  const float scale_log2 = c.scale_log2 * (PRE_ROTATED_KEYS ? factor : factor * factor);
+
+  SoftmaxState st;
+  #pragma unroll
+  for (int x = 0; x < ROWS_PER_WARP; ++x) {
+    st.m[x] = MASKED_SCORE;
+    st.l[x] = 0.f;
+    #pragma unroll
+    for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] = 0.f;
+  }
+
+  (visit_region<Regions>(p, c, rows, st, smem, scale_log2), ...);
+
+  // Each row's sum over the lanes; then out and lse (one split) or this split's partial.
+  const long long all_rows = (long long)p.batch * p.queries * p.query_heads;
+  #pragma unroll
+  for (int x = 0; x < ROWS_PER_WARP; ++x) {
+    const int slot = warp + x * PAGED_WARPS;
+    if (slot >= rows.count) continue;  // uniform across the warp
+    const float l = warp_sum(st.l[x]);
+    const int head = rows.head(slot);
+    const int query = rows.query(slot);
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const float lse = l > 0.f ? (st.m[x] + log2f(l)) / LOG2E : MASKED_SCORE;
+    const long long lse_at = ((long long)rows.batch * p.query_heads + head) * p.queries + query;
+    if (c.splits == 1) {
+      storage_t* out = (storage_t*)p.out + rows.batch * p.out_batch_stride + head * p.out_head_stride + (long long)query * p.out_seq_stride;
+      #pragma unroll
+      for (int y = 0; y < DIMS_PER_LANE; ++y) {
+        if (y * 32 + lane < HEAD_DIM) out[y * 32 + lane] = from_float<storage_t>(st.acc[x][y] * inv);
+      }
+      if (lane == 0) p.lse[lse_at] = lse;
+    } else {
+      float* partial_out = (float*)p.workspace + (rows.split * all_rows + ((long long)rows.batch * p.queries + query) * p.query_heads + head) * HEAD_DIM;
+      #pragma unroll
+      for (int y = 0; y < DIMS_PER_LANE; ++y) {
+        if (y * 32 + lane < HEAD_DIM) partial_out[y * 32 + lane] = st.acc[x][y] * inv;
+      }
+      if (lane == 0) ((float*)p.workspace)[(long long)c.splits * all_rows * HEAD_DIM + rows.split * all_rows + lse_at] = lse;
+    }
+  }
+}
+
+}  // namespace paged
+
 }  // namespace dcagen_dca_cs3072_lw512_d128_f16
 
 // ---- Host side: RoPE tables, logit scale, launch ----
@@ -510,6 +938,109 @@ extern "C" int dcagen_dca_cs3072_lw512_d128_f16_launch(const dcagen_attention_pa
   void (*kernel)(const AttentionParams) = attention_kernel<0, false, Region_inter, Region_successive, Region_intra>;
   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
   DCAGEN_LAUNCH(kernel, grid, dim3(THREADS), smem_bytes, stream)(p);
+  return (int)cudaGetLastError();
+}
+
+// ---- Host side, serving: paged attention (split choice, launch, merge) and the cache append ----
+namespace dcagen_dca_cs3072_lw512_d128_f16 {
+namespace paged {
+
+// Work-based split choice (flash-decoding): a call with fewer blocks than TARGET_BLOCKS_PER_SM per
+// multiprocessor splits its keys until it has about that many, never below MIN_SPLIT_KEYS keys each.
+constexpr int TARGET_BLOCKS_PER_SM = 2;
+constexpr int MIN_SPLIT_KEYS = 512;
+
+__host__ inline bool power_of_two(int x) { return x > 0 && (x & (x - 1)) == 0; }
+
+// Checks a call and lays it out: rows per block, key splits, the softmax scale. Returns 0 or a cudaError_t.
+__host__ inline int paged_layout(const PagedAttentionParams& p, CallLayout& c, dim3& grid) {
+  if (p.batch < 1 || p.queries < 1 || p.key_heads < 1 || p.query_heads < p.key_heads || p.query_heads % p.key_heads != 0 ||
+      !power_of_two(p.block_size) || p.max_seq_len < p.queries || p.splits < 0 || p.q == nullptr || p.k_cache == nullptr ||
+      p.v_cache == nullptr || p.block_table == nullptr || p.seq_lens == nullptr || p.out == nullptr || p.lse == nullptr || p.rope == nullptr) {
+    return (int)cudaErrorInvalidValue;
+  }
+  const int group = p.query_heads / p.key_heads;
+  // Decode (queries <= MAX_ROWS): all the queries of as many of the KV head's query heads as fit;
+  // prefill: MAX_ROWS consecutive queries of one head.
+  c.query_block = p.queries < MAX_ROWS ? p.queries : MAX_ROWS;
+  c.head_block = MAX_ROWS / c.query_block < group ? MAX_ROWS / c.query_block : group;
+  c.head_blocks = (group + c.head_block - 1) / c.head_block;
+  const int query_blocks = (p.queries + c.query_block - 1) / c.query_block;
+  const long long row_blocks = (long long)query_blocks * c.head_blocks * p.key_heads * p.batch;
+  int splits = p.splits;
+  if (splits == 0) {
+    int device = 0;
+    int multiprocessors = 0;
+    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      multiprocessors = 132;
+    }
+    const long long target = (long long)TARGET_BLOCKS_PER_SM * multiprocessors;
+    const int wanted = row_blocks >= target ? 1 : (int)((target + row_blocks - 1) / row_blocks);
+    int split_keys = (p.max_seq_len + wanted - 1) / wanted;
+    split_keys = (split_keys + TILE_KEYS - 1) / TILE_KEYS * TILE_KEYS;
+    split_keys = split_keys > MIN_SPLIT_KEYS ? split_keys : MIN_SPLIT_KEYS;
+    splits = (p.max_seq_len + split_keys - 1) / split_keys;
+  }
+  c.splits = splits;
+  // One split covers every key whatever max_seq_len says; several share max_seq_len between them.
+  c.split_keys = splits == 1 ? 0x7fffffff : (p.max_seq_len + splits - 1) / splits;
+  c.block_shift = 0;
+  while ((1 << c.block_shift) < p.block_size) ++c.block_shift;
+  const float scale = p.softmax_scale > 0.f ? p.softmax_scale : (float)(1.0 / sqrt((double)HEAD_DIM));
+  c.scale_log2 = scale * LOG2E;
+  if ((long long)query_blocks * splits > 0x7fffffffll || (long long)c.head_blocks * p.key_heads > 65535 || p.batch > 65535) return (int)cudaErrorInvalidValue;
+  grid = dim3((unsigned)(query_blocks * splits), (unsigned)(c.head_blocks * p.key_heads), (unsigned)p.batch);
+  return 0;
+}
+
+}  // namespace paged
+}  // namespace dcagen_dca_cs3072_lw512_d128_f16
+
+extern "C" int dcagen_dca_cs3072_lw512_d128_f16_paged_splits(const dcagen_paged_attention_params* params) {
+  using namespace dcagen_dca_cs3072_lw512_d128_f16;
+  paged::CallLayout c;
+  dim3 grid;
+  const int status = paged::paged_layout(*params, c, grid);
+  return status != 0 ? -status : c.splits;
+}
+
+extern "C" long long dcagen_dca_cs3072_lw512_d128_f16_paged_workspace_bytes(const dcagen_paged_attention_params* params) {
+  using namespace dcagen_dca_cs3072_lw512_d128_f16;
+  const int splits = dcagen_dca_cs3072_lw512_d128_f16_paged_splits(params);
+  if (splits <= 1) return 0;
+  return partial_floats(splits, (long long)params->batch * params->queries * params->query_heads) * 4;
+}
+
+extern "C" int dcagen_dca_cs3072_lw512_d128_f16_paged_attention(const dcagen_paged_attention_params* params, void* stream_handle) {
+  using namespace dcagen_dca_cs3072_lw512_d128_f16;
+  const paged::PagedAttentionParams& p = *params;
+  paged::CallLayout c;
+  dim3 grid;
+  const int status = paged::paged_layout(p, c, grid);
+  if (status != 0) return status;
+  if (c.splits > 1 && p.workspace == nullptr) return (int)cudaErrorInvalidValue;
+  cudaStream_t stream = (cudaStream_t)stream_handle;
+  const int smem_bytes = paged::PAGED_SMEM_FLOATS * (int)sizeof(float);
+  // The regions in the plan's visit order, as in the fused prefill kernel.
+  void (*kernel)(const paged::PagedAttentionParams, const paged::CallLayout) = paged::attention_kernel<Region_inter, Region_successive, Region_intra>;
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+  DCAGEN_LAUNCH(kernel, grid, dim3(paged::PAGED_THREADS), smem_bytes, stream)(p, c);
+  if (c.splits > 1) {
+    launch_merge((const float*)p.workspace, c.splits, p.out, p.lse, p.out_batch_stride, p.out_seq_stride, p.out_head_stride,
+                 p.batch, p.queries, p.query_heads, stream);
+  }
+  return (int)cudaGetLastError();
+}
+
+extern "C" int dcagen_dca_cs3072_lw512_d128_f16_append_to_cache(const dcagen_cache_append_params* params, void* stream_handle) {
+  using namespace dcagen_dca_cs3072_lw512_d128_f16;
+  const paged::CacheAppendParams& p = *params;
+  if (p.tokens < 0 || p.key_heads < 1 || p.num_blocks < 1 || p.block_size < 1) return (int)cudaErrorInvalidValue;
+  if (p.tokens == 0) return 0;
+  if (p.key == nullptr || p.value == nullptr || p.k_cache == nullptr || p.v_cache == nullptr || p.slot_mapping == nullptr || p.positions == nullptr || p.rope == nullptr) return (int)cudaErrorInvalidValue;
+  const long long threads = (long long)p.tokens * p.key_heads * HEAD_DIM;
+  DCAGEN_LAUNCH(paged::append_kernel, dim3((unsigned)((threads + paged::APPEND_THREADS - 1) / paged::APPEND_THREADS)), dim3(paged::APPEND_THREADS), 0,
+                (cudaStream_t)stream_handle)(p);
   return (int)cudaGetLastError();
 }
 

@@ -967,6 +967,7 @@ enum cudaError : int {
   cudaErrorNotReady = 600,
   cudaErrorLaunchOutOfResources = 701,
   cudaErrorLaunchFailure = 719,
+  cudaErrorNotSupported = 801,
 };
 typedef cudaError cudaError_t;
 
@@ -1133,6 +1134,7 @@ inline const char* error_string(cudaError_t e) {
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorNotSupported: return "operation not supported";
   }
   return "unknown error";
 }

@@ -27,6 +27,20 @@ export interface HarnessRun {
   readonly noDevice: string;
 }
 
+/** Maps a harness's exit status to typed errors: 3 is "no device here", anything else non-zero a kernel failure. */
+export function checkHarnessExit(result: HarnessProcessResult, label: string, noDevice: string): void {
+  if (result.exitCode === 3) throw new UnavailableError(noDevice);
+  if (result.exitCode !== 0) {
+    const lines = (result.all ?? '').split('\n').filter((l) => l.trim().length > 0);
+    throw new KernelError(`${label} failed: ${lines.slice(-3).join(' | ') || `exit ${result.exitCode}`}`);
+  }
+}
+
+/** The timed repeats a harness printed ("time_ms <milliseconds>" lines). */
+export function harnessTimes(result: HarnessProcessResult): number[] {
+  return (result.stdout ?? '').split('\n').filter((l) => l.startsWith('time_ms ')).map((l) => Number(l.slice(8)));
+}
+
 export async function runHarness(run: HarnessRun): Promise<AttentionOutput & { readonly times: readonly number[] }> {
   const { request, shape } = run;
   const work = await mkdtemp(join(tmpdir(), 'dcagen-harness-'));
@@ -34,12 +48,8 @@ export async function runHarness(run: HarnessRun): Promise<AttentionOutput & { r
     const files = ['q', 'k', 'v', 'out', 'lse'].map((n) => join(work, `${n}.bin`));
     await Promise.all((['q', 'k', 'v'] as const).map((name, n) => writeFile(files[n]!, encodeStorage(request[name].data, request.dtype))));
     const result = await run.invoke(files);
-    if (result.exitCode === 3) throw new UnavailableError(run.noDevice);
-    if (result.exitCode !== 0) {
-      const lines = (result.all ?? '').split('\n').filter((l) => l.trim().length > 0);
-      throw new KernelError(`${run.label}${request.emulate ? ' (emulated)' : ''} failed: ${lines.slice(-3).join(' | ') || `exit ${result.exitCode}`}`);
-    }
-    const times = (result.stdout ?? '').split('\n').filter((l) => l.startsWith('time_ms ')).map((l) => Number(l.slice(8)));
+    checkHarnessExit(result, `${run.label}${request.emulate ? ' (emulated)' : ''}`, run.noDevice);
+    const times = harnessTimes(result);
     return {
       out: { shape: [shape.batch, shape.queries, shape.queryHeads, shape.headDim], data: decodeStorage(await readFile(files[3]!), request.dtype) },
       lse: { shape: [shape.batch, shape.queryHeads, shape.queries], data: decodeStorage(await readFile(files[4]!), 'f32') },

@@ -39,6 +39,9 @@ const RESERVED_CONSTANTS: ReadonlySet<string> = new Set([
   'SMEM_ELEMENTS', 'STORAGE', 'SWIZZLE', 'T', 'TG_MEMORY_FLOATS', 'THREADS', 'TILE_STRIDE', 'UNIFORM', 'URL',
   'VARIANT', 'WORKSPACE_FLOATS_PER_ROW',
   'CACHE_APPEND', 'DECODE_MAX_ROWS', 'DECODE_TG_FLOATS', 'KEYS_PRE_ROTATED', 'LANE_DIMS', 'SIMD_WIDTH', 'TARGET_THREADGROUPS',
+  // the CUDA serving kernels (paged attention, cache append, merge)
+  'APPEND_SUPPORTED', 'APPEND_THREADS', 'DIMS_PER_LANE', 'K_STRIDE', 'MERGE_THREADS', 'PAGED_SMEM_FLOATS', 'PAGED_THREADS', 'PAGED_WARPS',
+  'PRE_ROTATED_KEYS', 'ROWS_PER_WARP', 'TARGET_BLOCKS_PER_SM', 'TILE_KEYS',
   // single macros of <cmath>, <cstdio>, <cstdlib>, <ctime>, the CUDA and Metal headers
   'INFINITY', 'NAN', 'NULL', 'EOF', 'BUFSIZ', 'RAND_MAX', 'CLOCKS_PER_SEC', 'MAXFLOAT', 'EDOM', 'ERANGE', 'EILSEQ',
   'ASSERT', 'TRUE', 'FALSE', 'MIN', 'MAX', 'ABS',
@@ -52,7 +55,9 @@ const RESERVED_PYTHON: ReadonlySet<string> = new Set([
   'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or', 'pass', 'raise',
   'return', 'try', 'while', 'with', 'yield', 'match', 'case', 'type',
   'q', 'k', 'v', 'rope_theta', 'scale', 'original_max_position',
-  'key', 'value', 'key_cache', 'value_cache', 'slot_mapping', 'positions', 'seq_lens', 'block_table', 'splits',
+  // the serving functions' arguments (append_to_cache, paged_attention in the PyTorch and MLX modules)
+  'key', 'value', 'key_cache', 'value_cache', 'k_cache', 'v_cache', 'slot_mapping', 'positions', 'lengths', 'seq_lens',
+  'block_table', 'splits', 'softmax_scale', 'num_splits', 'return_softmax_lse', 'max_seq_len',
   'math', 'os', 'np', 'mx', 'torch', 'rope_table', 'logit_scale', 'kernel_sources', 'load_inline',
   'abs', 'bool', 'dict', 'float', 'int', 'len', 'list', 'max', 'min', 'print', 'range', 'str', 'tuple', 'isinstance', 'super', 'open',
 ]);

@@ -26,7 +26,7 @@ float {{prefix}}_logit_scale(int keys, double scale, int original_max_position);
 long long {{prefix}}_workspace_bytes(int batch, int queries, int query_heads);
 /** Runs attention on `stream` (a cudaStream_t). Returns 0 or a cudaError_t. */
 int {{prefix}}_launch(const dcagen_attention_params* params, void* stream);
-
+{{servingPrototypes}}
 #ifdef __cplusplus
 }
 #endif

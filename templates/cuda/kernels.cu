@@ -13,7 +13,7 @@
 //   rope is the RoPE table from {{prefix}}_fill_rope_table (float64 angles rounded once to f32).
 //   logit_scale = softmax scale × Qwen temperature², from {{prefix}}_logit_scale.
 //   Returns 0 or a cudaError_t.
-#ifndef DCAGEN_EMULATE
+{{servingAbi}}#ifndef DCAGEN_EMULATE
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
@@ -86,6 +86,6 @@ __device__ __forceinline__ float2 rope_cos_sin(const float2* __restrict__ rope, 
 {{regions}}
 
 {{skeleton}}
-}  // namespace {{namespace}}
+{{serving}}}  // namespace {{namespace}}
 
 {{launchers}}

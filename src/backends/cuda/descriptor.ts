@@ -11,7 +11,8 @@ export const cudaBackend: BackendDescriptor = {
   title: 'CUDA (nvcc; CPU emulation with --emulate)',
   dtypes: ['f32', 'bf16', 'f16'],
   verifyHeadDims: [64, 128, 72],
-  kinds: ['prefill', 'three-pass'],
+  // Split-K decode runs for paged calls with few query rows; contiguous calls run the prefill kernel.
+  kinds: ['prefill', 'three-pass', 'paged', 'cache-append'],
   splitsPrefill: false,
   kernelConfig: cudaKernelConfig,
   expressionLanguage: cFamily,
@@ -21,4 +22,6 @@ export const cudaBackend: BackendDescriptor = {
     return { name: set.name, files: set.files };
   },
   run: async () => (await import('./runner.js')).runCudaAttention,
+  runPaged: async () => (await import('./runner.js')).runCudaPagedAttention,
+  appendToCache: async () => (await import('./runner.js')).runCudaCacheAppend,
 };

@@ -1,5 +1,7 @@
 // Emits a CUDA kernel set: the self-contained .cu, its C header, and a PyTorch module that builds
-// it with torch.utils.cpp_extension.
+// it with torch.utils.cpp_extension. A fused set also carries the serving kernels: cache append and
+// paged attention (split-K decode, and the same kernel over more query rows for paged prefill),
+// with the LSE merge that the three-pass baseline uses too.
 
 import type { CompiledPattern } from '../../dsl/instantiate.js';
 import { planKernel, type KernelConfig, type KernelPlan } from '../../plan/kernel-plan.js';
@@ -16,6 +18,8 @@ export interface CudaKernelSet {
   readonly files: readonly EmittedFile[];
   readonly source: string;
   readonly header: string;
+  /** Fused sets also carry the serving kernels (cache append, paged attention) and their entry points. */
+  readonly variant: KernelVariant;
 }
 
 export function cudaKernelConfig(partial: Partial<KernelConfig> & Pick<KernelConfig, 'headDim' | 'dtype'>): KernelConfig {
@@ -46,6 +50,7 @@ export function emitCuda(pattern: CompiledPattern, config: KernelConfig, options
     plan,
     source,
     header,
+    variant,
     files: [{ name: fileName, contents: source }, { name: headerName, contents: header }, { name: `${name.replace(/-/g, '_')}.py`, contents: torch }],
   };
 }

@@ -1,7 +1,9 @@
 // The CUDA renderer: the kernel plan rendered into one self-contained .cu (plus its C header)
 // through templates/cuda. 16-bit storage gets the tensor-core skeleton (mma.sync, ldmatrix,
 // cp.async); f32 gets the SIMT skeleton. Regions become small structs of static functions that
-// the fixed skeleton calls, FlexAttention-style; all region logic comes from the plan.
+// the fixed skeleton calls, FlexAttention-style; all region logic comes from the plan. Fused sets add
+// the serving kernels (templates/cuda/serving.cu, cache_append.cu): the same region structs drive
+// the paged kernel, and one merge kernel (merge.cu) combines key splits and three-pass partials.
 
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
 import { cFamily, planNames, renderExpr } from '../expr-render.js';
@@ -84,6 +86,76 @@ export function cudaSharedMemoryBytes(plan: KernelPlan): number {
   return usesTensorCores(plan) ? (2 * blockQ * headDim + 4 * blockK * headDim) * 2 : 2 * blockK * headDim * 4;
 }
 
+/** Rotation of one staged key element `k_value` (dim d of key j, row k_row) at the region's key position, or nothing for pre-rotated keys. */
+function rotateKeyOnLoad(plan: KernelPlan): string {
+  return plan.config.preRotatedKeys
+    ? '        // Keys arrive pre-rotated at their key position.'
+    : '        if (d < ROTARY_DIM) {\n          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));\n          k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;\n        }';
+}
+
+/** Rows (query head × query) each warp of the paged kernel scores: ROWS_PER_WARP × ⌈HEAD_DIM / 32⌉ accumulators per lane stay near 16. */
+export function pagedRowsPerWarp(headDim: number): number {
+  return Math.max(1, Math.min(8, Math.floor(512 / headDim)));
+}
+
+/** Rows of the paged kernel's block (PAGED_WARPS × ROWS_PER_WARP). */
+export function pagedMaxRows(headDim: number): number {
+  return 4 * pagedRowsPerWarp(headDim);
+}
+
+/** The serving half of a fused kernel set: cache append, paged attention (device code, host launchers, ABI notes). */
+function renderServing(plan: KernelPlan, options: CudaKernelSetOptions): { device: string; host: string; abi: string } {
+  const shared = plan.regions.find((r) => r.sharesKeyPosition);
+  const own = plan.regions.find((r) => !r.sharesKeyPosition);
+  const appendDevice = own === undefined && shared !== undefined
+    ? renderTemplate('cuda', 'cache_append.cu', { keyPosition: cExpr(plan, shared.keyPosition) })
+    : `// No cache append: region ${cText.comment(own?.name ?? '')} of pattern ${cText.comment(plan.pattern.name)} places keys at its own position, so the\n// cache cannot store keys rotated once (${options.prefix}_append_to_cache returns cudaErrorNotSupported).`;
+  const appendLaunch = own === undefined
+    ? [
+      `  using namespace ${options.prefix};`,
+      `  const paged::CacheAppendParams& p = *params;`,
+      `  if (p.tokens < 0 || p.key_heads < 1 || p.num_blocks < 1 || p.block_size < 1) return (int)cudaErrorInvalidValue;`,
+      `  if (p.tokens == 0) return 0;`,
+      `  if (p.key == nullptr || p.value == nullptr || p.k_cache == nullptr || p.v_cache == nullptr || p.slot_mapping == nullptr || p.positions == nullptr || p.rope == nullptr) return (int)cudaErrorInvalidValue;`,
+      `  const long long threads = (long long)p.tokens * p.key_heads * HEAD_DIM;`,
+      `  DCAGEN_LAUNCH(paged::append_kernel, dim3((unsigned)((threads + paged::APPEND_THREADS - 1) / paged::APPEND_THREADS)), dim3(paged::APPEND_THREADS), 0,`,
+      `                (cudaStream_t)stream_handle)(p);`,
+      `  return (int)cudaGetLastError();`,
+    ].join('\n')
+    : [
+      `  // Region ${cText.comment(own.name)} places keys at its own position: keys cannot be stored rotated once.`,
+      `  (void)params;`,
+      `  (void)stream_handle;`,
+      `  return (int)cudaErrorNotSupported;`,
+    ].join('\n');
+  const keysSummary = plan.config.preRotatedKeys
+    ? 'The cache holds keys rotated at their key position (by append_to_cache), carrying the Qwen key\n// factor they were written with: logits × softmax scale × s(n).'
+    : 'The cache holds raw keys: rotated as they are gathered, and with Qwen\'s temperature the logits are\n// × softmax scale × s(n)² (query and key factor, as at prefill).';
+  const device = renderTemplate('cuda', 'serving.cu', {
+    cacheAppend: appendDevice,
+    rowsPerWarp: pagedRowsPerWarp(plan.config.headDim),
+    keysSummary,
+    preRotatedKeys: plan.config.preRotatedKeys ? 'true' : 'false',
+    rotateKey: rotateKeyOnLoad(plan),
+  });
+  const host = renderTemplate('cuda', 'serving_launchers.cu', {
+    namespace: options.prefix,
+    prefix: options.prefix,
+    regionList: plan.regions.map((r) => `Region_${r.ident}`).join(', '),
+    appendLaunch,
+  });
+  const abi = [
+    `//`,
+    `//   Serving (paged KV cache, vLLM / FlashInfer layout; see ${options.headerName}):`,
+    `//   ${options.prefix}_append_to_cache(params, stream) writes new keys and values through slot_mapping, keys`,
+    `//   rotated once at the pattern's key position; ${options.prefix}_paged_attention(params, stream) runs q`,
+    `//   over the cache (block table, per-sequence lengths), splitting keys across blocks when the call is`,
+    `//   small (${options.prefix}_paged_splits, ${options.prefix}_paged_workspace_bytes).`,
+    ``,
+  ].join('\n');
+  return { device: `${device}\n`, host, abi };
+}
+
 export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions): string {
   const c = plan.config;
   const mma = usesTensorCores(plan);
@@ -100,12 +172,8 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
         ? '    // Keys arrive pre-rotated at their key position: no rotation.'
         : '    rotate_keys<Region>(k_tile, rope, key_tile, tid);\n    __syncthreads();  // rotated keys visible to every warp',
     })
-    : renderTemplate('cuda', 'skeleton_simt.cu', {
-      rotateKey: c.preRotatedKeys
-        ? '        // Keys arrive pre-rotated at their key position.'
-        : '        if (d < ROTARY_DIM) {\n          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));\n          k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;\n        }',
-    });
-  const merge = options.variant === 'three-pass' ? `\n${renderTemplate('cuda', 'merge.cu', {})}` : '';
+    : renderTemplate('cuda', 'skeleton_simt.cu', { rotateKey: rotateKeyOnLoad(plan) });
+  const merge = `\n${renderTemplate('cuda', 'merge.cu', {})}`;
   const setAttr = (k: string): string => `  cudaFuncSetAttribute(${k}, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);`;
   let launchBody: string;
   if (options.variant === 'fused') {
@@ -125,10 +193,11 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     regionList.forEach((region, slot) => {
       lines.push(`  {`, `    void (*kernel)(const AttentionParams) = attention_kernel<${slot}, true, ${region}>;`, `  ${setAttr('kernel')}`, `    DCAGEN_LAUNCH(kernel, grid, dim3(THREADS), smem_bytes, stream)(q);`, `  }`);
     });
-    lines.push(`  const long long rows = (long long)p.batch * p.queries * p.query_heads;`);
-    lines.push(`  DCAGEN_LAUNCH(merge_kernel<${plan.regions.length}>, dim3((unsigned)((rows + 127) / 128)), dim3(128), 0, stream)(q);`);
+    lines.push(`  launch_merge((const float*)p.partial_out, ${plan.regions.length}, p.out, p.lse, p.out_batch_stride, p.out_seq_stride, p.out_head_stride,`);
+    lines.push(`               p.batch, p.queries, p.query_heads, stream);`);
     launchBody = lines.join('\n');
   }
+  const serving = options.variant === 'fused' ? renderServing(plan, options) : undefined;
   const launchers = renderTemplate('cuda', 'launchers.cu', {
     prefix: options.prefix,
     namespace: options.prefix,
@@ -166,7 +235,9 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     ropeLayout: cRopeLayout(plan, '__device__ __forceinline__').replace(/__forceinline__ inline/g, '__forceinline__'),
     regions: [`using AttentionParams = dcagen_attention_params;`, ...plan.regions.map((r) => regionStruct(plan, r, '__device__'))].join('\n\n'),
     skeleton: skeleton + merge,
-    launchers,
+    servingAbi: serving?.abi ?? '',
+    serving: serving?.device ?? '',
+    launchers: serving === undefined ? launchers : `${launchers}\n${serving.host}`,
   });
 }
 
@@ -177,5 +248,6 @@ export function renderCudaHeader(options: CudaKernelSetOptions): string {
     fileName: options.fileName,
     prefix: options.prefix,
     guard: `${options.prefix.toUpperCase()}_H`,
+    servingPrototypes: options.variant === 'fused' ? renderTemplate('cuda', 'serving_prototypes.h', { prefix: options.prefix }) : '',
   });
 }

@@ -5,13 +5,17 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { KernelError, UnavailableError } from '../../errors.js';
-import type { AttentionOutput, AttentionRequest } from '../../execute.js';
+import { ConfigurationError, KernelError, ShapeError, UnavailableError, UsageError } from '../../errors.js';
+import type { AttentionOutput, AttentionRequest, CacheAppendRequest, CacheAppendResult, PagedAttentionRequest } from '../../execute.js';
+import type { Tensor } from '../../io/tensor.js';
+import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { attentionShape } from '../../reference/attention.js';
-import { runHarness } from '../harness-run.js';
+import { pagedCacheShape } from '../../reference/kv-cache.js';
+import { checkHarnessExit, harnessTimes, runHarness } from '../harness-run.js';
 import { packageRoot } from '../template.js';
 import { cacheFolder } from '../kernel-set.js';
 import type { KernelVariant } from '../kernel-set.js';
@@ -49,7 +53,7 @@ export async function buildHarness(set: CudaKernelSet, emulate: boolean): Promis
   const cu = join(dir, `${set.name}.cu`);
   await writeFile(cu, set.source);
   await writeFile(join(dir, `${set.name}.h`), set.header);
-  const defines = [`-DDCAGEN_HEADER=${set.name}.h`, `-DDCAGEN_PREFIX=${set.prefix}`, `-I${dir}`];
+  const defines = [`-DDCAGEN_HEADER=${set.name}.h`, `-DDCAGEN_PREFIX=${set.prefix}`, ...(set.variant === 'fused' ? ['-DDCAGEN_SERVING'] : []), `-I${dir}`];
   const partial = `${binary}.${process.pid}.partial`;
   const compile = emulate
     ? await execa(process.env['CXX'] ?? 'g++', ['-std=c++17', '-O2', '-fno-strict-aliasing', '-fstack-clash-protection', '-DDCAGEN_EMULATE', '-include', emulation, ...defines, '-x', 'c++', cu, '-x', 'c++', harness, '-o', partial, '-lpthread'], { reject: false, all: true })
@@ -63,7 +67,6 @@ export async function buildHarness(set: CudaKernelSet, emulate: boolean): Promis
   await rename(partial, binary);
   return binary;
 }
-
 
 
 export async function runCudaAttention(request: AttentionRequest, options: CudaRunOptions = {}): Promise<CudaRunResult> {
@@ -92,4 +95,146 @@ export async function runCudaAttention(request: AttentionRequest, options: CudaR
     invoke: (files) => execa(binary, [...files, ...shapeArgs], { reject: false, all: true }),
     noDevice: 'no usable CUDA device; run the same kernel on the CPU emulation with --emulate',
   });
+}
+
+const NO_DEVICE = 'no usable CUDA device; run the same kernel on the CPU emulation with --emulate';
+
+async function requireBackend(emulate: boolean): Promise<void> {
+  if (!emulate && !(await nativeCudaAvailable())) {
+    throw new UnavailableError('no NVIDIA GPU or driver on this machine; run the same kernel on the CPU emulation with --emulate');
+  }
+}
+
+export interface CudaPagedRunOptions {
+  readonly repeats?: number;
+  /** Emulation only: the order the emulator runs a block's threads in (runtime/emulation/README.md). */
+  readonly schedule?: 'alternate' | 'forward' | 'reverse' | 'shuffle';
+  /** Rewrites the emitted source before compiling (mutation tests). */
+  readonly transformSource?: (source: string) => string;
+}
+
+export interface CudaPagedRunResult extends AttentionOutput {
+  readonly times: readonly number[];
+  /** Key splits the launcher used (forced by request.splits, else chosen from the work). */
+  readonly splits: number;
+}
+
+/**
+ * Attention of q over a paged KV cache with the emitted paged kernel (split-K decode for few query
+ * rows, the same kernel over more rows for paged prefill), natively or on the CPU emulation.
+ */
+export async function runCudaPagedAttention(request: PagedAttentionRequest, options: CudaPagedRunOptions = {}): Promise<CudaPagedRunResult> {
+  const emulate = request.emulate ?? false;
+  await requireBackend(emulate);
+  const cache = pagedCacheShape(request.kCache, request.vCache);
+  const { q, layout } = request;
+  if (q.shape.length !== 4) throw new ShapeError(`q must have rank 4 (batch, Sq, Hq, D), got shape [${q.shape.join(', ')}]`);
+  const [batch, queries, queryHeads, headDim] = q.shape as [number, number, number, number];
+  if (batch !== layout.batch) throw new ShapeError(`q has batch ${batch} but the block table has ${layout.batch} rows`);
+  if (headDim !== cache.headDim) throw new ShapeError(`q has head dim ${headDim} but the cache has ${cache.headDim}`);
+  if (queryHeads % cache.keyHeads !== 0) throw new ShapeError(`query heads (${queryHeads}) must be a multiple of the cache's key heads (${cache.keyHeads})`);
+  if ((cache.blockSize & (cache.blockSize - 1)) !== 0) throw new ShapeError(`the cuda paged kernel takes cache blocks of a power-of-two size, got ${cache.blockSize}`);
+  for (let b = 0; b < batch; b++) {
+    if (layout.seqLens[b]! < queries) throw new ShapeError(`sequence ${b} has ${layout.seqLens[b]} keys, fewer than the ${queries} queries`);
+  }
+  if (request.splits !== undefined && (!Number.isInteger(request.splits) || request.splits < 1)) throw new UsageError(`--splits must be at least 1, got ${request.splits}`);
+  const config = cudaKernelConfig({
+    headDim,
+    dtype: request.dtype,
+    ropeStyle: request.rope.style,
+    ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
+    preRotatedKeys: request.preRotatedKeys ?? false,
+  });
+  let set: CudaKernelSet = emitCuda(request.pattern, config, { variant: 'fused' });
+  if (options.transformSource !== undefined) set = { ...set, source: options.transformSource(set.source) };
+  const binary = await buildHarness(set, emulate);
+  const work = await mkdtemp(join(tmpdir(), 'dcagen-cuda-paged-'));
+  try {
+    const file = (name: string): string => join(work, name);
+    await Promise.all([
+      writeFile(file('q.bin'), encodeStorage(q.data, request.dtype)),
+      writeFile(file('kc.bin'), encodeStorage(request.kCache.data, request.dtype)),
+      writeFile(file('vc.bin'), encodeStorage(request.vCache.data, request.dtype)),
+      writeFile(file('bt.bin'), new Uint8Array(Int32Array.from(layout.blockTable).buffer)),
+      writeFile(file('sl.bin'), new Uint8Array(Int32Array.from(layout.seqLens).buffer)),
+    ]);
+    const args = ['paged', file('q.bin'), file('kc.bin'), file('vc.bin'), file('bt.bin'), file('sl.bin'), file('out.bin'), file('lse.bin'),
+      ...[batch, queries, queryHeads, cache.keyHeads, headDim, request.dtype === 'f32' ? 4 : 2, cache.numBlocks, cache.blockSize, layout.maxBlocks,
+        request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, request.splits ?? 0, options.repeats ?? 1].map(String)];
+    const env = emulate && options.schedule !== undefined ? { DCAGEN_EMU_SCHEDULE: options.schedule } : {};
+    const result = await execa(binary, args, { reject: false, all: true, env });
+    checkHarnessExit(result, `${set.name}${emulate ? ' (emulated)' : ''} paged attention`, NO_DEVICE);
+    const splitsLine = (result.stdout ?? '').split('\n').find((l) => l.startsWith('splits '));
+    return {
+      out: { shape: [batch, queries, queryHeads, headDim], data: decodeStorage(await readFile(file('out.bin')), request.dtype) },
+      lse: { shape: [batch, queryHeads, queries], data: decodeStorage(await readFile(file('lse.bin')), 'f32') },
+      times: harnessTimes(result),
+      splits: Number(splitsLine?.slice(7) ?? NaN),
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** What runCudaCacheAppend takes: the library's cache-append request. */
+export type CudaCacheAppendRequest = CacheAppendRequest;
+
+/**
+ * Runs the emitted cache-append kernel (of the pre-rotated kernel set, whose attention reads what it
+ * writes); returns the caches after the write. Patterns whose regions place keys at their own
+ * positions cannot store keys rotated once: ConfigurationError.
+ */
+export async function runCudaCacheAppend(request: CudaCacheAppendRequest): Promise<CacheAppendResult> {
+  const own = request.pattern.regions.find((r) => !r.sharesKeyPosition);
+  if (own !== undefined) {
+    throw new ConfigurationError(`pattern ${request.pattern.name} cannot use a rotated KV cache: region ${own.name} places keys at its own position`);
+  }
+  const emulate = request.emulate ?? false;
+  await requireBackend(emulate);
+  const cache = pagedCacheShape(request.kCache, request.vCache);
+  const { k, v } = request;
+  if (k.shape.length !== 3 || v.shape.join(',') !== k.shape.join(',')) throw new ShapeError(`new keys and values must both have shape (tokens, key_heads, head_dim), got [${k.shape.join(', ')}] and [${v.shape.join(', ')}]`);
+  const [tokens, heads, headDim] = k.shape as [number, number, number];
+  if (heads !== cache.keyHeads || headDim !== cache.headDim) throw new ShapeError(`new keys have ${heads} heads × ${headDim} dims but the cache holds ${cache.keyHeads} × ${cache.headDim}`);
+  if (request.positions.length !== tokens || request.slotMapping.length !== tokens) throw new ShapeError(`positions (${request.positions.length}) and slot mapping (${request.slotMapping.length}) need one entry per token (${tokens})`);
+  if (request.originalMaxPosition !== undefined && request.lengths?.length !== tokens) throw new UsageError('the Qwen key factor needs the sequence length of every token');
+  const slots = cache.numBlocks * cache.blockSize;
+  for (let t = 0; t < tokens; t++) {
+    const slot = request.slotMapping[t]!;
+    if (!Number.isInteger(slot) || slot >= slots) throw new ShapeError(`slot mapping [${t}] = ${slot} is outside the cache's ${slots} slots`);
+    const position = request.positions[t]!;
+    if (!Number.isInteger(position) || position < 0) throw new ShapeError(`positions [${t}] = ${position} is not a position`);
+  }
+  const config = cudaKernelConfig({
+    headDim,
+    dtype: request.dtype,
+    ropeStyle: request.rope.style,
+    ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
+    preRotatedKeys: true,
+  });
+  const set = emitCuda(request.pattern, config, { variant: 'fused' });
+  const binary = await buildHarness(set, emulate);
+  const work = await mkdtemp(join(tmpdir(), 'dcagen-cuda-append-'));
+  try {
+    const file = (name: string): string => join(work, name);
+    const qwen = request.originalMaxPosition !== undefined;
+    await Promise.all([
+      writeFile(file('k.bin'), encodeStorage(k.data, request.dtype)),
+      writeFile(file('v.bin'), encodeStorage(v.data, request.dtype)),
+      writeFile(file('kc.bin'), encodeStorage(request.kCache.data, request.dtype)),
+      writeFile(file('vc.bin'), encodeStorage(request.vCache.data, request.dtype)),
+      writeFile(file('slots.bin'), new Uint8Array(Int32Array.from(request.slotMapping).buffer)),
+      writeFile(file('positions.bin'), new Uint8Array(Int32Array.from(request.positions).buffer)),
+      ...(qwen ? [writeFile(file('lengths.bin'), new Uint8Array(Int32Array.from(request.lengths!).buffer))] : []),
+    ]);
+    const args = ['append', file('k.bin'), file('v.bin'), file('kc.bin'), file('vc.bin'), file('slots.bin'), file('positions.bin'),
+      qwen ? file('lengths.bin') : '-', file('kc-out.bin'), file('vc-out.bin'),
+      ...[tokens, heads, headDim, request.dtype === 'f32' ? 4 : 2, cache.numBlocks, cache.blockSize, request.rope.theta, request.originalMaxPosition ?? 0].map(String)];
+    const result = await execa(binary, args, { reject: false, all: true });
+    checkHarnessExit(result, `${set.name}${emulate ? ' (emulated)' : ''} cache append`, NO_DEVICE);
+    const decode = async (name: string): Promise<Tensor> => ({ shape: request.kCache.shape, data: decodeStorage(await readFile(file(name)), request.dtype) });
+    return { kCache: await decode('kc-out.bin'), vCache: await decode('vc-out.bin') };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }

@@ -30,7 +30,7 @@ export const runFlags: Record<string, FlagSpec> = {
   'v-cache': { kind: 'string', value: 'FILE', description: 'paged value cache .npy, shape like --k-cache; replaces --v', defaultText: 'none: contiguous --k/--v' },
   'block-table': { kind: 'string', value: 'FILE', description: 'int32 .npy (batch, max_blocks): physical block of each logical block', defaultText: 'none: contiguous --k/--v' },
   'seq-lens': { kind: 'string', value: 'FILE', description: 'int32 .npy (batch,): keys per sequence, each at least Sq', defaultText: 'none: contiguous --k/--v' },
-  splits: { kind: 'int', defaultText: 'chosen from the work and the adapter', description: 'force the number of key splits (decode and WGSL prefill kernels split keys across workgroups)' },
+  splits: { kind: 'int', defaultText: 'chosen from the work and the adapter', description: 'force the number of key splits (decode, paged and WGSL prefill kernels split keys across workgroups/blocks)' },
 };
 
 export async function runCommand(argv: readonly string[], io: CommandIo): Promise<number> {

@@ -1,0 +1,267 @@
+// ---- Serving: attention over a paged KV cache (DESIGN.md §5) ----
+// k_cache and v_cache are (num_blocks, block_size, key_heads, HEAD_DIM); key j of sequence b sits
+// in physical block block_table[b][j / block_size], row j % block_size. Blocks may lie in any
+// physical order, sequences have their own lengths (seq_lens), and a chunk of the pattern need not
+// be a multiple of the block size: K/V rows are addressed one key at a time.
+namespace paged {
+
+using PagedAttentionParams = dcagen_paged_attention_params;
+using CacheAppendParams = dcagen_cache_append_params;
+
+// Qwen's temperature s(n) = max(1, 0.1·ln(n / c_orig) + 1); 1 when original_max_position <= 0.
+__device__ __forceinline__ float qwen_factor(int n, int original_max_position) {
+  if (original_max_position <= 0) return 1.f;
+  return fmaxf(1.f, 0.1f * logf((float)n / (float)original_max_position) + 1.f);
+}
+
+{{cacheAppend}}
+
+// ---- Paged attention: split-K decode, and (the same kernel over more query rows) paged prefill ----
+// A block owns one key split of one (row block, KV head, sequence). Its rows are the query heads
+// that share the KV head (GQA) × the call's queries, up to MAX_ROWS of them: with Sq <= 16 a
+// KV head's rows usually fit one block, so each K/V row is read from memory once per block for all
+// of them (decode, speculative decoding); longer calls take MAX_ROWS consecutive queries of one
+// head per block (paged prefill). Like the fused prefill kernel, the block visits the regions in
+// the plan's order; per region it rotates its rows' queries at the region's query positions, then
+// walks the region's keys inside its split in tiles of TILE_KEYS: the tile is gathered from the
+// cache into shared memory (rotated at the key position unless the cache holds rotated keys),
+// each warp scores its rows against it (lane = key), keeps an online softmax per row, and adds
+// P·V with lanes over the output dims. One split writes out and lse itself; several write
+// partials that merge_kernel combines (the same partial layout as the three-pass baseline).
+constexpr int PAGED_WARPS = 4;
+constexpr int PAGED_THREADS = 32 * PAGED_WARPS;
+constexpr int TILE_KEYS = 32;                            // keys per K/V tile: one per lane when scoring
+constexpr int ROWS_PER_WARP = {{rowsPerWarp}};                     // rows each warp scores (slots warp, warp + PAGED_WARPS, …)
+constexpr int MAX_ROWS = PAGED_WARPS * ROWS_PER_WARP;    // rows (query head × query) per block
+constexpr int DIMS_PER_LANE = (HEAD_DIM + 31) / 32;      // output dims each lane accumulates per row
+constexpr int K_STRIDE = HEAD_DIM + 4;                   // padded key row: 32 lanes' float4 reads hit distinct banks
+// Shared memory (floats): key tile, value tile, rotated queries, the tile's probabilities, the tile's cache blocks.
+constexpr int PAGED_SMEM_FLOATS = TILE_KEYS * K_STRIDE + TILE_KEYS * HEAD_DIM + MAX_ROWS * HEAD_DIM + MAX_ROWS * TILE_KEYS + TILE_KEYS;
+// {{keysSummary}}
+constexpr bool PRE_ROTATED_KEYS = {{preRotatedKeys}};
+
+// How the launcher laid out a call (paged_layout on the host).
+struct CallLayout {
+  int splits;         // key splits per (row block, KV head, sequence)
+  int split_keys;     // keys per split
+  int query_block;    // queries per block
+  int head_block;     // query heads (sharing one KV head) per block
+  int head_blocks;    // blocks along one KV head's query heads
+  int block_shift;    // log2(block_size)
+  float scale_log2;   // softmax scale × log2(e), before the sequence's Qwen factor
+};
+
+// The rows of one block: slot r is query head first_head + r / block_queries, query
+// first_query + r % block_queries.
+struct BlockRows {
+  int batch, kv_head, split;
+  int first_head, first_query, block_queries, count;
+  int offset;                     // seq_len − queries: query q sits at position offset + q
+  int row_first, row_last;        // first and last query position of the block's rows
+  int split_first, split_last;    // the keys of this block's split
+  __device__ __forceinline__ int head(int slot) const { return first_head + slot / block_queries; }
+  __device__ __forceinline__ int query(int slot) const { return first_query + slot % block_queries; }
+};
+
+struct SoftmaxState {
+  float m[ROWS_PER_WARP];                    // running max of each of the warp's rows, log2 units (same in every lane)
+  float l[ROWS_PER_WARP];                    // this lane's share of each row's running sum
+  float acc[ROWS_PER_WARP][DIMS_PER_LANE];   // output dims lane, lane + 32, … of each row
+};
+
+__device__ __forceinline__ float warp_max(float x) {
+  #pragma unroll
+  for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+
+__device__ __forceinline__ float warp_sum(float x) {
+  #pragma unroll
+  for (int o = 16; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+// One region of the pass: rotate the block's queries at the region's positions, then walk the
+// region's keys in the block's split.
+template <class Region>
+__device__ __forceinline__ void visit_region(const PagedAttentionParams& p, const CallLayout& c, const BlockRows& rows, SoftmaxState& st,
+                                             float* smem, float scale_log2) {
+  const int key_begin = imax(Region::key_begin(rows.row_first), rows.split_first);
+  const int key_end = imin(Region::key_end(rows.row_last), rows.split_last);
+  if (key_begin > key_end) return;  // no key of this region in the split (uniform across the block)
+  const int tid = threadIdx.x;
+  const int lane = tid % 32;
+  const int warp = tid / 32;
+  float* sk = smem;                                  // [TILE_KEYS][K_STRIDE] keys, rotated
+  float* sv = sk + TILE_KEYS * K_STRIDE;             // [TILE_KEYS][HEAD_DIM] values
+  float* sq = sv + TILE_KEYS * HEAD_DIM;             // [MAX_ROWS][HEAD_DIM] queries rotated for this region
+  float* sp = sq + MAX_ROWS * HEAD_DIM;              // [MAX_ROWS][TILE_KEYS] the tile's probabilities
+  int* tile_blocks = (int*)(sp + MAX_ROWS * TILE_KEYS);  // [TILE_KEYS] cache block of each key, −1 past the range
+  const float2* __restrict__ rope = (const float2*)p.rope;
+  const int block_mask = (1 << c.block_shift) - 1;
+
+  __syncthreads();  // the previous region is done with sq
+  for (int e = tid; e < rows.count * HEAD_DIM; e += PAGED_THREADS) {
+    const int slot = e / HEAD_DIM;
+    const int d = e % HEAD_DIM;
+    const storage_t* q_row = (const storage_t*)p.q + rows.batch * p.q_batch_stride + rows.head(slot) * p.q_head_stride +
+                             (long long)rows.query(slot) * p.q_seq_stride;
+    float y = to_float(q_row[d]);
+    if (d < ROTARY_DIM) {
+      const float2 cs = rope_cos_sin(rope, Region::query_position(rows.offset + rows.query(slot)), rope_pair(d));
+      y = y * cs.x + rope_sign(d) * to_float(q_row[rope_partner(d)]) * cs.y;
+    }
+    sq[slot * HEAD_DIM + d] = y;
+  }
+
+  for (int key_tile = key_begin; key_tile <= key_end; key_tile += TILE_KEYS) {
+    __syncthreads();  // every warp is done with the previous tile, and sq is complete
+    if (tid < TILE_KEYS) {
+      const int j = key_tile + tid;
+      tile_blocks[tid] = j <= key_end ? p.block_table[rows.batch * p.block_table_stride + (j >> c.block_shift)] : -1;
+    }
+    __syncthreads();
+    // Gather the tile from the cache: consecutive threads read consecutive dims of one key row.
+    for (int e = tid; e < TILE_KEYS * HEAD_DIM; e += PAGED_THREADS) {
+      const int jj = e / HEAD_DIM;
+      const int d = e % HEAD_DIM;
+      const int j = key_tile + jj;
+      const int block = tile_blocks[jj];
+      float k_value = 0.f;
+      float v_value = 0.f;
+      if (block >= 0) {
+        const storage_t* k_row = (const storage_t*)p.k_cache + block * p.k_block_stride + (j & block_mask) * p.k_row_stride + rows.kv_head * p.k_head_stride;
+        k_value = to_float(k_row[d]);
+{{rotateKey}}
+        v_value = to_float(((const storage_t*)p.v_cache)[block * p.v_block_stride + (j & block_mask) * p.v_row_stride + rows.kv_head * p.v_head_stride + d]);
+      }
+      sk[jj * K_STRIDE + d] = k_value;
+      sv[jj * HEAD_DIM + d] = v_value;
+    }
+    __syncthreads();
+
+    // Scores: lane = key, each warp its rows.
+    const int j = key_tile + lane;
+    float s[ROWS_PER_WARP];
+    #pragma unroll
+    for (int x = 0; x < ROWS_PER_WARP; ++x) s[x] = 0.f;
+    const float* k_row = sk + lane * K_STRIDE;
+    for (int d = 0; d < HEAD_DIM; d += 4) {
+      const float4 k4 = *reinterpret_cast<const float4*>(k_row + d);
+      #pragma unroll
+      for (int x = 0; x < ROWS_PER_WARP; ++x) {
+        const int slot = warp + x * PAGED_WARPS;
+        if (slot < rows.count) {
+          const float4 q4 = *reinterpret_cast<const float4*>(sq + slot * HEAD_DIM + d);
+          s[x] += q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
+        }
+      }
+    }
+
+    // Online softmax per row: the warp's max over the tile rescales what came before.
+    #pragma unroll
+    for (int x = 0; x < ROWS_PER_WARP; ++x) {
+      const int slot = warp + x * PAGED_WARPS;
+      if (slot >= rows.count) continue;  // uniform across the warp
+      float score = s[x] * scale_log2;
+      if (j > key_end || !Region::visible(rows.offset + rows.query(slot), j)) score = MASKED_SCORE;
+      const float m_new = fmaxf(st.m[x], warp_max(score));
+      const float m_base = m_new == MASKED_SCORE ? 0.f : m_new;  // a row with nothing visible yet stays at zero
+      const float alpha = exp2f(st.m[x] - m_base);
+      const float prob = exp2f(score - m_base);
+      st.l[x] = st.l[x] * alpha + prob;
+      st.m[x] = m_new;
+      #pragma unroll
+      for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] *= alpha;
+      sp[slot * TILE_KEYS + lane] = prob;
+    }
+    __syncwarp();
+
+    // O += P·V: lane owns dims lane, lane + 32, …; each row's probabilities are read back broadcast.
+    #pragma unroll 4
+    for (int jj = 0; jj < TILE_KEYS; ++jj) {
+      float v[DIMS_PER_LANE];
+      #pragma unroll
+      for (int y = 0; y < DIMS_PER_LANE; ++y) v[y] = y * 32 + lane < HEAD_DIM ? sv[jj * HEAD_DIM + y * 32 + lane] : 0.f;
+      #pragma unroll
+      for (int x = 0; x < ROWS_PER_WARP; ++x) {
+        const int slot = warp + x * PAGED_WARPS;
+        if (slot < rows.count) {
+          const float prob = sp[slot * TILE_KEYS + jj];
+          #pragma unroll
+          for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] += prob * v[y];
+        }
+      }
+    }
+  }
+}
+
+// At least two blocks per multiprocessor: without a minimum, ptxas caps registers for occupancy the
+// shared memory does not allow anyway, and spills.
+template <class... Regions>
+__global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const PagedAttentionParams p, const CallLayout c) {
+  DCAGEN_DYNAMIC_SMEM(float, smem);
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  const int group = p.query_heads / p.key_heads;   // GQA: query heads sharing a KV head
+  const int head_block = blockIdx.y % c.head_blocks;
+  BlockRows rows;
+  rows.batch = blockIdx.z;
+  rows.kv_head = blockIdx.y / c.head_blocks;
+  rows.split = blockIdx.x % c.splits;
+  rows.first_head = rows.kv_head * group + head_block * c.head_block;
+  rows.first_query = (blockIdx.x / c.splits) * c.query_block;
+  rows.block_queries = imin(c.query_block, p.queries - rows.first_query);
+  rows.count = rows.block_queries * imin(c.head_block, group - head_block * c.head_block);
+  const int seq_len = p.seq_lens[rows.batch];
+  rows.offset = seq_len - p.queries;   // queries are the last Sq positions of their sequence
+  rows.row_first = rows.offset + rows.first_query;
+  rows.row_last = rows.row_first + rows.block_queries - 1;
+  rows.split_first = rows.split * c.split_keys;
+  rows.split_last = imin(c.split_keys, seq_len - rows.split_first) + rows.split_first - 1;
+  // Qwen temperature of this sequence: the query's factor, and the key's too unless the cache keys carry it.
+  const float factor = qwen_factor(seq_len, p.original_max_position);
+  const float scale_log2 = c.scale_log2 * (PRE_ROTATED_KEYS ? factor : factor * factor);
+
+  SoftmaxState st;
+  #pragma unroll
+  for (int x = 0; x < ROWS_PER_WARP; ++x) {
+    st.m[x] = MASKED_SCORE;
+    st.l[x] = 0.f;
+    #pragma unroll
+    for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] = 0.f;
+  }
+
+  (visit_region<Regions>(p, c, rows, st, smem, scale_log2), ...);
+
+  // Each row's sum over the lanes; then out and lse (one split) or this split's partial.
+  const long long all_rows = (long long)p.batch * p.queries * p.query_heads;
+  #pragma unroll
+  for (int x = 0; x < ROWS_PER_WARP; ++x) {
+    const int slot = warp + x * PAGED_WARPS;
+    if (slot >= rows.count) continue;  // uniform across the warp
+    const float l = warp_sum(st.l[x]);
+    const int head = rows.head(slot);
+    const int query = rows.query(slot);
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const float lse = l > 0.f ? (st.m[x] + log2f(l)) / LOG2E : MASKED_SCORE;
+    const long long lse_at = ((long long)rows.batch * p.query_heads + head) * p.queries + query;
+    if (c.splits == 1) {
+      storage_t* out = (storage_t*)p.out + rows.batch * p.out_batch_stride + head * p.out_head_stride + (long long)query * p.out_seq_stride;
+      #pragma unroll
+      for (int y = 0; y < DIMS_PER_LANE; ++y) {
+        if (y * 32 + lane < HEAD_DIM) out[y * 32 + lane] = from_float<storage_t>(st.acc[x][y] * inv);
+      }
+      if (lane == 0) p.lse[lse_at] = lse;
+    } else {
+      float* partial_out = (float*)p.workspace + (rows.split * all_rows + ((long long)rows.batch * p.queries + query) * p.query_heads + head) * HEAD_DIM;
+      #pragma unroll
+      for (int y = 0; y < DIMS_PER_LANE; ++y) {
+        if (y * 32 + lane < HEAD_DIM) partial_out[y * 32 + lane] = st.acc[x][y] * inv;
+      }
+      if (lane == 0) ((float*)p.workspace)[(long long)c.splits * all_rows * HEAD_DIM + rows.split * all_rows + lse_at] = lse;
+    }
+  }
+}
+
+}  // namespace paged
