@@ -87,12 +87,20 @@ export interface PagedAttentionRequest {
   readonly preRotatedKeys?: boolean;
   /** Force the number of key splits (kernels that split keys across workgroups). */
   readonly splits?: number;
+  /**
+   * Chunked prefill / varlen: q packed (total_q, Hq, D), sequence b owning rows cu_seqlens_q[b] ..
+   * cu_seqlens_q[b + 1] - 1 (its last positions); the output is packed like q, the LSE (Hq, total_q).
+   */
+  readonly cuSeqlensQ?: Int32Array;
 }
 
 export type PagedBackendRunner = (request: PagedAttentionRequest) => Promise<AttentionOutput>;
 
 export async function runPagedAttention(backend: BackendName, request: PagedAttentionRequest): Promise<AttentionOutput> {
   if (backend === 'reference') return runPagedReference(request);
+  if (request.cuSeqlensQ !== undefined && !(kernelBackend(backend)?.kinds.includes('varlen') ?? false)) {
+    throw new UsageError(`the ${backend} backend has no varlen (cu_seqlens_q) paged kernels yet (available: reference, ${kernelBackends.filter((b) => b.kinds.includes('varlen')).map((b) => b.name).join(', ')})`);
+  }
   const load = kernelBackend(backend)?.runPaged;
   if (load === undefined) {
     const available = ['reference', ...kernelBackends.filter((b) => b.runPaged !== undefined).map((b) => b.name)];
@@ -102,7 +110,7 @@ export async function runPagedAttention(backend: BackendName, request: PagedAtte
 }
 
 async function runPagedReference(request: PagedAttentionRequest): Promise<AttentionOutput> {
-  return referencePagedAttention(request.q, request.kCache, request.vCache, request.layout, referenceOptions(request));
+  return referencePagedAttention(request.q, request.kCache, request.vCache, request.layout, { ...referenceOptions(request), ...(request.cuSeqlensQ !== undefined ? { cuSeqlensQ: request.cuSeqlensQ } : {}) });
 }
 
 /** New tokens written into a paged KV cache: keys rotated once at the pattern's key position. */

@@ -2,7 +2,7 @@
 // append writes the same rotated, Qwen-scaled keys and the same values into the same slots, and
 // leaves every other slot alone; attention over a paged cache (shuffled blocks, block sizes that
 // do not divide the chunk length, sequences of different lengths, decode and prefill, split
-// counts) matches the reference; and the serving property: prefill into a paged cache, then decode
+// counts, query rows packed per sequence by cu_seqlens_q) matches the reference; and the serving property: prefill into a paged cache, then decode
 // token by token, appending each, equals the float64 reference over the whole sequence so far.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -82,6 +82,31 @@ describe('WGSL attention over a paged KV cache', () => {
     const tolerance = dtype === 'f16' ? 2e-2 : 2e-4;
     expect(maxAbsDifference(expected.out.data, got.out.data)).toBeLessThanOrEqual(tolerance);
     expect(maxAbsDifference(expected.lse.data, got.lse.data)).toBeLessThanOrEqual(tolerance);
+  });
+
+  it.each([
+    // query rows per sequence (packed by cu_seqlens_q), rotated cache: decode kernel (all ≤ 16) and prefill kernel
+    [[3, 1, 2], true],
+    [[4, 0, 2], false],
+    [[5, 1, 20], false],
+    [[17, 9, 30], true],
+  ] as const)('chunked prefill / varlen: query rows %j packed by cu_seqlens_q, rotated cache %s', async (counts, preRotatedKeys) => {
+    const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 26, localWindow: 7 });
+    const lens = [40, 30, 61];
+    const [hq, hk, d] = [4, 2, 32];
+    const fixture = allocatePagedCache(lens, 16, hk, d, 8);
+    const kCache = fillPagedCache(fixture, lens.map((n, b) => randomTensor([1, n, hk, d], 50 + b)));
+    const vCache = fillPagedCache(fixture, lens.map((n, b) => randomTensor([1, n, hk, d], 60 + b)));
+    const cuSeqlensQ = Int32Array.from([0, ...counts.map((_, b) => counts.slice(0, b + 1).reduce((x: number, y: number) => x + y, 0))]);
+    const total = cuSeqlensQ[counts.length]!;
+    const q = randomTensor([total, hq, d], 9);
+    const options = { pattern, rope, dtype: 'f32' as const, preRotatedKeys, originalMaxPosition: 20 };
+    const expected = referencePagedAttention(q, kCache, vCache, fixture.layout, { ...options, cuSeqlensQ });
+    const got = await runWgslPagedAttention({ q, kCache, vCache, layout: fixture.layout, ...options, cuSeqlensQ });
+    expect(got.split.kind).toBe(Math.max(...counts) <= 16 ? 'decode' : 'prefill');
+    expect(got.lse.shape).toEqual([hq, total]);
+    expect(maxAbsDifference(expected.out.data, got.out.data)).toBeLessThanOrEqual(2e-4);
+    expect(maxAbsDifference(expected.lse.data, got.lse.data)).toBeLessThanOrEqual(2e-4);
   });
 
   it('reads a raw cache for a pattern whose regions place keys at their own positions (rerope)', async () => {

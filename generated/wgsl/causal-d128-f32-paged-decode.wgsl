@@ -53,12 +53,22 @@ struct AttentionParams {
   block_shift: u32,            // log2(block size)
   original_max_position: u32,  // Qwen temperature c_orig, applied per sequence; 0: none
   raw_keys: u32,               // 1: the cache holds raw keys (rotated on load); 0: pre-rotated keys
-  reserved: u32,
+  total_queries: u32,          // varlen: query rows packed (total_queries, query_heads, HEAD_DIM) by cu_seqlens_q; 0: (batch, queries, …)
 }
 
 struct SoftmaxState {
   m: f32,   // running max of the row's scores (MASKED_SCORE until a key is seen)
   l: f32,   // running sum of exp(score − m)
+}
+
+// Where a query row's LSE goes: (batch, query_heads, queries), or (query_heads, total_queries) for
+// packed (varlen) queries, as FlashAttention's varlen functions return it. `first_query` is the
+// sequence's first row among all query rows.
+fn lse_index(first_query: u32, batch: u32, head: u32, query: u32) -> u32 {
+  if (params.total_queries != 0u) {
+    return head * params.total_queries + first_query + query;
+  }
+  return (batch * params.query_heads + head) * params.queries + query;
 }
 
 // Partial results live in one f32 buffer: `partials` output blocks shaped like q, then `partials`
@@ -161,7 +171,7 @@ fn value4(base: u32, d4: u32) -> vec4<f32> {
 // b lives in block kv_index[batch + b * max_blocks + j / block_size], row j % block_size.
 @group(0) @binding(2) var<storage, read> k: array<f32>;        // k cache (num_blocks, block_size, key_heads, HEAD_DIM)
 @group(0) @binding(3) var<storage, read> v: array<f32>;        // v cache, like k
-@group(0) @binding(8) var<storage, read> kv_index: array<u32>;          // seq_lens (batch), then block_table (batch, max_blocks)
+@group(0) @binding(8) var<storage, read> kv_index: array<u32>;          // seq_lens (batch), block_table (batch, max_blocks), [cu_seqlens_q (batch + 1)]
 
 fn sequence_keys(batch: u32) -> u32 {
   return kv_index[batch];
@@ -174,6 +184,23 @@ fn sequence_logit_scale(batch: u32) -> f32 {
   }
   let s = max(1.0, 0.1 * log(f32(sequence_keys(batch)) / f32(params.original_max_position)) + 1.0);
   return params.logit_scale * select(s, s * s, params.raw_keys != 0u);
+}
+
+// Query rows: the last `queries` of every sequence, or packed by cu_seqlens_q (varlen: sequence b
+// owns rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1, the last of its positions).
+fn sequence_queries(batch: u32) -> u32 {
+  if (params.total_queries == 0u) {
+    return params.queries;
+  }
+  let cu = params.batch * (1u + params.max_blocks);
+  return kv_index[cu + batch + 1u] - kv_index[cu + batch];
+}
+
+fn sequence_first_query(batch: u32) -> u32 {
+  if (params.total_queries == 0u) {
+    return batch * params.queries;
+  }
+  return kv_index[params.batch * (1u + params.max_blocks) + batch];
 }
 
 // Element index of key j's first element in the k and v caches.
@@ -255,15 +282,21 @@ fn causal_d128_f32_paged_decode(@builtin(workgroup_id) group: vec3<u32>, @builti
   let split = group.x;
   let batch = group.z;
   let heads_per_kv = params.query_heads / params.key_heads;       // GQA: query heads sharing a KV head
-  let kv_rows = heads_per_kv * params.queries;                     // rows (query head × query) reading it
+  let queries = sequence_queries(batch);                           // this sequence's query rows
+  let first_query = sequence_first_query(batch);
+  let kv_rows = heads_per_kv * queries;                            // rows (query head × query) reading it
   let group_rows = params.group_rows;                              // rows per workgroup (power of two)
-  let row_blocks = (kv_rows + group_rows - 1u) / group_rows;
+  // Row blocks per KV head, from the call's largest query count (the grid is sized by it).
+  let row_blocks = (heads_per_kv * params.queries + group_rows - 1u) / group_rows;
   let kv_head = group.y / row_blocks;
   let first_row = (group.y % row_blocks) * group_rows;
   let row_lanes = WORKGROUP / group_rows;
   let keys = sequence_keys(batch);
   let logit_scale = sequence_logit_scale(batch);
-  let offset = i32(keys) - i32(params.queries);            // queries are the last Sq positions
+  let offset = i32(keys) - i32(queries);                   // queries are the last positions of the sequence
+  if (first_row >= kv_rows) {
+    return;   // a sequence with fewer query rows than the call's largest (varlen)
+  }
   let split_first = i32(split * params.split_keys);
   let split_last = min(split_first + i32(params.split_keys), i32(keys)) - 1;
 
@@ -274,9 +307,9 @@ fn causal_d128_f32_paged_decode(@builtin(workgroup_id) group: vec3<u32>, @builti
     let d4 = e % HEAD_VEC4;
     var value = vec4<f32>(0.0);
     if (row < kv_rows) {
-      let head = kv_head * heads_per_kv + row / params.queries;
-      let query = row % params.queries;
-      let q_base = ((batch * params.queries + query) * params.query_heads + head) * HEAD_DIM;
+      let head = kv_head * heads_per_kv + row / queries;
+      let query = row % queries;
+      let q_base = ((first_query + query) * params.query_heads + head) * HEAD_DIM;
       value = rotated_query4(q_base, d4, region_query_position(region, i32(query) + offset));
     }
     rows_memory[e] = value;
@@ -287,7 +320,7 @@ fn causal_d128_f32_paged_decode(@builtin(workgroup_id) group: vec3<u32>, @builti
   let row_slot = lane_order / row_lanes;
   let lane = lane_order % row_lanes;
   let row = first_row + row_slot;
-  let i = i32(row % params.queries) + offset;
+  let i = i32(row % queries) + offset;
   let key_last = select(-1, min(split_last, i), row < kv_rows);   // causal: no key past the diagonal
   let query_at = row_slot * REGIONS * HEAD_VEC4;
   var state = SoftmaxState(MASKED_SCORE, 0.0);
@@ -372,10 +405,10 @@ fn causal_d128_f32_paged_decode(@builtin(workgroup_id) group: vec3<u32>, @builti
         }
         let totals = row_totals[out_slot];
         o *= select(0.0, 1.0 / totals.y, totals.y > 0.0);
-        let head = kv_head * heads_per_kv + out_row / params.queries;
-        let query = out_row % params.queries;
-        let q_row = (batch * params.queries + query) * params.query_heads + head;
-        let lse_at = (batch * params.query_heads + head) * params.queries + query;
+        let head = kv_head * heads_per_kv + out_row / queries;
+        let query = out_row % queries;
+        let q_row = (first_query + query) * params.query_heads + head;
+        let lse_at = lse_index(first_query, batch, head, query);
         if (params.splits == 1u) {
           let at = q_row * HEAD_DIM + 4u * d4;
           out[at] = f32(o.x);

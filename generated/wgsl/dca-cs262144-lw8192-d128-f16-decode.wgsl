@@ -54,12 +54,22 @@ struct AttentionParams {
   block_shift: u32,            // log2(block size)
   original_max_position: u32,  // Qwen temperature c_orig, applied per sequence; 0: none
   raw_keys: u32,               // 1: the cache holds raw keys (rotated on load); 0: pre-rotated keys
-  reserved: u32,
+  total_queries: u32,          // varlen: query rows packed (total_queries, query_heads, HEAD_DIM) by cu_seqlens_q; 0: (batch, queries, …)
 }
 
 struct SoftmaxState {
   m: f32,   // running max of the row's scores (MASKED_SCORE until a key is seen)
   l: f32,   // running sum of exp(score − m)
+}
+
+// Where a query row's LSE goes: (batch, query_heads, queries), or (query_heads, total_queries) for
+// packed (varlen) queries, as FlashAttention's varlen functions return it. `first_query` is the
+// sequence's first row among all query rows.
+fn lse_index(first_query: u32, batch: u32, head: u32, query: u32) -> u32 {
+  if (params.total_queries != 0u) {
+    return head * params.total_queries + first_query + query;
+  }
+  return (batch * params.query_heads + head) * params.queries + query;
 }
 
 // Partial results live in one f32 buffer: `partials` output blocks shaped like q, then `partials`
@@ -172,6 +182,15 @@ fn sequence_logit_scale(batch: u32) -> f32 {
   return params.logit_scale;   // the launcher folded in the Qwen temperature for the call
 }
 
+// Query rows: (batch, queries, query_heads, HEAD_DIM), the same count for every sequence.
+fn sequence_queries(batch: u32) -> u32 {
+  return params.queries;
+}
+
+fn sequence_first_query(batch: u32) -> u32 {
+  return batch * params.queries;
+}
+
 // Element index of key j's first element in k and v.
 fn kv_row_base(batch: u32, j: u32, kv_head: u32) -> u32 {
   return ((batch * params.keys + j) * params.key_heads + kv_head) * HEAD_DIM;
@@ -268,15 +287,21 @@ fn dca_cs262144_lw8192_d128_f16_decode(@builtin(workgroup_id) group: vec3<u32>, 
   let split = group.x;
   let batch = group.z;
   let heads_per_kv = params.query_heads / params.key_heads;       // GQA: query heads sharing a KV head
-  let kv_rows = heads_per_kv * params.queries;                     // rows (query head × query) reading it
+  let queries = sequence_queries(batch);                           // this sequence's query rows
+  let first_query = sequence_first_query(batch);
+  let kv_rows = heads_per_kv * queries;                            // rows (query head × query) reading it
   let group_rows = params.group_rows;                              // rows per workgroup (power of two)
-  let row_blocks = (kv_rows + group_rows - 1u) / group_rows;
+  // Row blocks per KV head, from the call's largest query count (the grid is sized by it).
+  let row_blocks = (heads_per_kv * params.queries + group_rows - 1u) / group_rows;
   let kv_head = group.y / row_blocks;
   let first_row = (group.y % row_blocks) * group_rows;
   let row_lanes = WORKGROUP / group_rows;
   let keys = sequence_keys(batch);
   let logit_scale = sequence_logit_scale(batch);
-  let offset = i32(keys) - i32(params.queries);            // queries are the last Sq positions
+  let offset = i32(keys) - i32(queries);                   // queries are the last positions of the sequence
+  if (first_row >= kv_rows) {
+    return;   // a sequence with fewer query rows than the call's largest (varlen)
+  }
   let split_first = i32(split * params.split_keys);
   let split_last = min(split_first + i32(params.split_keys), i32(keys)) - 1;
 
@@ -287,9 +312,9 @@ fn dca_cs262144_lw8192_d128_f16_decode(@builtin(workgroup_id) group: vec3<u32>, 
     let d4 = e % HEAD_VEC4;
     var value = vec4<f32>(0.0);
     if (row < kv_rows) {
-      let head = kv_head * heads_per_kv + row / params.queries;
-      let query = row % params.queries;
-      let q_base = ((batch * params.queries + query) * params.query_heads + head) * HEAD_DIM;
+      let head = kv_head * heads_per_kv + row / queries;
+      let query = row % queries;
+      let q_base = ((first_query + query) * params.query_heads + head) * HEAD_DIM;
       value = rotated_query4(q_base, d4, region_query_position(region, i32(query) + offset));
     }
     rows_memory[e] = value;
@@ -300,7 +325,7 @@ fn dca_cs262144_lw8192_d128_f16_decode(@builtin(workgroup_id) group: vec3<u32>, 
   let row_slot = lane_order / row_lanes;
   let lane = lane_order % row_lanes;
   let row = first_row + row_slot;
-  let i = i32(row % params.queries) + offset;
+  let i = i32(row % queries) + offset;
   let key_last = select(-1, min(split_last, i), row < kv_rows);   // causal: no key past the diagonal
   let query_at = row_slot * REGIONS * HEAD_VEC4;
   var state = SoftmaxState(MASKED_SCORE, 0.0);
@@ -385,10 +410,10 @@ fn dca_cs262144_lw8192_d128_f16_decode(@builtin(workgroup_id) group: vec3<u32>, 
         }
         let totals = row_totals[out_slot];
         o *= select(0.0, 1.0 / totals.y, totals.y > 0.0);
-        let head = kv_head * heads_per_kv + out_row / params.queries;
-        let query = out_row % params.queries;
-        let q_row = (batch * params.queries + query) * params.query_heads + head;
-        let lse_at = (batch * params.query_heads + head) * params.queries + query;
+        let head = kv_head * heads_per_kv + out_row / queries;
+        let query = out_row % queries;
+        let q_row = (first_query + query) * params.query_heads + head;
+        let lse_at = lse_index(first_query, batch, head, query);
         if (params.splits == 1u) {
           let at = q_row * HEAD_DIM + 4u * d4;
           out[at] = f16(o.x);

@@ -32,12 +32,22 @@ struct AttentionParams {
   block_shift: u32,            // log2(block size)
   original_max_position: u32,  // Qwen temperature c_orig, applied per sequence; 0: none
   raw_keys: u32,               // 1: the cache holds raw keys (rotated on load); 0: pre-rotated keys
-  reserved: u32,
+  total_queries: u32,          // varlen: query rows packed (total_queries, query_heads, HEAD_DIM) by cu_seqlens_q; 0: (batch, queries, …)
 }
 
 struct SoftmaxState {
   m: f32,   // running max of the row's scores (MASKED_SCORE until a key is seen)
   l: f32,   // running sum of exp(score − m)
+}
+
+// Where a query row's LSE goes: (batch, query_heads, queries), or (query_heads, total_queries) for
+// packed (varlen) queries, as FlashAttention's varlen functions return it. `first_query` is the
+// sequence's first row among all query rows.
+fn lse_index(first_query: u32, batch: u32, head: u32, query: u32) -> u32 {
+  if (params.total_queries != 0u) {
+    return head * params.total_queries + first_query + query;
+  }
+  return (batch * params.query_heads + head) * params.queries + query;
 }
 
 // Partial results live in one f32 buffer: `partials` output blocks shaped like q, then `partials`
@@ -67,17 +77,19 @@ fn negative_infinity() -> f32 {
 
 @compute @workgroup_size(64)
 fn dca_cs262144_lw8192_d128_f16_merge(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let rows = params.batch * params.queries * params.query_heads;
-  let index = gid.x + gid.y * groups.x * 64u;   // (batch, query, head, d4) in row-major order
+  let packed = params.total_queries != 0u;      // varlen: query rows packed by cu_seqlens_q
+  let rows = select(params.batch * params.queries, params.total_queries, packed) * params.query_heads;
+  let index = gid.x + gid.y * groups.x * 64u;   // (query row, head, d4) in row-major order
   if (index >= rows * HEAD_VEC4) {
     return;
   }
   let q_row = index / HEAD_VEC4;
   let d4 = index % HEAD_VEC4;
   let head = q_row % params.query_heads;
-  let query = (q_row / params.query_heads) % params.queries;
-  let batch = q_row / (params.query_heads * params.queries);
-  let lse_at = (batch * params.query_heads + head) * params.queries + query;
+  let token = q_row / params.query_heads;       // the query row among all rows of the call
+  let batch = select(token / params.queries, 0u, packed);
+  let query = select(token % params.queries, 0u, packed);
+  let lse_at = lse_index(token - query, batch, head, query);
   var m = MASKED_SCORE;
   for (var p = 0u; p < params.partials; p++) {
     m = max(m, partial[partial_lse_index(p, lse_at)]);

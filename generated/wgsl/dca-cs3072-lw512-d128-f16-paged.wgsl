@@ -48,12 +48,22 @@ struct AttentionParams {
   block_shift: u32,            // log2(block size)
   original_max_position: u32,  // Qwen temperature c_orig, applied per sequence; 0: none
   raw_keys: u32,               // 1: the cache holds raw keys (rotated on load); 0: pre-rotated keys
-  reserved: u32,
+  total_queries: u32,          // varlen: query rows packed (total_queries, query_heads, HEAD_DIM) by cu_seqlens_q; 0: (batch, queries, …)
 }
 
 struct SoftmaxState {
   m: f32,   // running max of the row's scores (MASKED_SCORE until a key is seen)
   l: f32,   // running sum of exp(score − m)
+}
+
+// Where a query row's LSE goes: (batch, query_heads, queries), or (query_heads, total_queries) for
+// packed (varlen) queries, as FlashAttention's varlen functions return it. `first_query` is the
+// sequence's first row among all query rows.
+fn lse_index(first_query: u32, batch: u32, head: u32, query: u32) -> u32 {
+  if (params.total_queries != 0u) {
+    return head * params.total_queries + first_query + query;
+  }
+  return (batch * params.query_heads + head) * params.queries + query;
 }
 
 // Partial results live in one f32 buffer: `partials` output blocks shaped like q, then `partials`
@@ -158,7 +168,7 @@ fn value4(base: u32, d4: u32) -> vec4<f32> {
 // b lives in block kv_index[batch + b * max_blocks + j / block_size], row j % block_size.
 @group(0) @binding(2) var<storage, read> k: array<f16>;        // k cache (num_blocks, block_size, key_heads, HEAD_DIM)
 @group(0) @binding(3) var<storage, read> v: array<f16>;        // v cache, like k
-@group(0) @binding(8) var<storage, read> kv_index: array<u32>;          // seq_lens (batch), then block_table (batch, max_blocks)
+@group(0) @binding(8) var<storage, read> kv_index: array<u32>;          // seq_lens (batch), block_table (batch, max_blocks), [cu_seqlens_q (batch + 1)]
 
 fn sequence_keys(batch: u32) -> u32 {
   return kv_index[batch];
@@ -171,6 +181,23 @@ fn sequence_logit_scale(batch: u32) -> f32 {
   }
   let s = max(1.0, 0.1 * log(f32(sequence_keys(batch)) / f32(params.original_max_position)) + 1.0);
   return params.logit_scale * select(s, s * s, params.raw_keys != 0u);
+}
+
+// Query rows: the last `queries` of every sequence, or packed by cu_seqlens_q (varlen: sequence b
+// owns rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1, the last of its positions).
+fn sequence_queries(batch: u32) -> u32 {
+  if (params.total_queries == 0u) {
+    return params.queries;
+  }
+  let cu = params.batch * (1u + params.max_blocks);
+  return kv_index[cu + batch + 1u] - kv_index[cu + batch];
+}
+
+fn sequence_first_query(batch: u32) -> u32 {
+  if (params.total_queries == 0u) {
+    return batch * params.queries;
+  }
+  return kv_index[params.batch * (1u + params.max_blocks) + batch];
 }
 
 // Element index of key j's first element in the k and v caches.
@@ -234,16 +261,21 @@ fn dca_cs3072_lw512_d128_f16_paged(@builtin(workgroup_id) tile: vec3<u32>, @buil
   let kv_head = head / (params.query_heads / params.key_heads);  // GQA: query heads share a KV head
   let keys = sequence_keys(batch);
   let logit_scale = sequence_logit_scale(batch);
-  let offset = i32(keys) - i32(params.queries);          // queries are the last Sq positions
+  let queries = sequence_queries(batch);                         // this sequence's query rows
+  let first_query = sequence_first_query(batch);
+  if (tile.x * BLOCK_Q >= queries) {
+    return;   // a sequence with fewer query rows than the call's largest (varlen)
+  }
+  let offset = i32(keys) - i32(queries);                        // queries are the last positions of the sequence
   let row = tile.x * BLOCK_Q + lid;
-  let row_in_range = row < params.queries;
-  let safe_row = min(row, params.queries - 1u);                  // tail rows compute a copy, store nothing
+  let row_in_range = row < queries;
+  let safe_row = min(row, queries - 1u);                         // tail rows compute a copy, store nothing
   let i = i32(safe_row) + offset;
   let row_first = i32(tile.x * BLOCK_Q) + offset;
-  let row_last = i32(min(tile.x * BLOCK_Q + BLOCK_Q, params.queries) - 1u) + offset;
+  let row_last = i32(min(tile.x * BLOCK_Q + BLOCK_Q, queries) - 1u) + offset;
   let split_first = i32(split * params.split_keys);             // this workgroup's keys (tile-aligned)
   let split_last = split_first + i32(params.split_keys) - 1;
-  let q_base = ((batch * params.queries + safe_row) * params.query_heads + head) * HEAD_DIM;
+  let q_base = ((first_query + safe_row) * params.query_heads + head) * HEAD_DIM;
 
   var q_rot: array<vec4<f32>, 32>;
   var acc: array<vec4<f32>, 32>;
@@ -446,7 +478,7 @@ fn dca_cs3072_lw512_d128_f16_paged(@builtin(workgroup_id) tile: vec3<u32>, @buil
     return;
   }
   let inv_l = select(0.0, 1.0 / state.l, state.l > 0.0);
-  let lse_at = (batch * params.query_heads + head) * params.queries + row;
+  let lse_at = lse_index(first_query, batch, head, row);
   if (DIRECT_OUTPUT && params.splits == 1u) {
     for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
       let o = acc[d4] * inv_l;

@@ -20,11 +20,11 @@ export async function runCacheAppendJob(device, args, io) {
 export async function runPagedAttentionJob(device, args, io) {
   const launcher = await import(new URL(`file://${args.launcher}`).href);
   const attention = await launcher.createPagedAttention(device, args.options ?? {});
-  const names = ['q', 'kCache', 'vCache', 'blockTable', 'seqLens'];
+  const names = ['q', 'kCache', 'vCache', 'blockTable', 'seqLens', ...(args.inputs.cuSeqlensQ ? ['cuSeqlensQ'] : [])];
   const buffers = Object.fromEntries(await Promise.all(names.map(async (name) => [name, await uploadFile(device, io, args.inputs[name])])));
-  const { batch, queries, queryHeads } = args.shape;
-  const outBytes = batch * queries * queryHeads * args.headDim * attention.elementBytes;
-  const lseBytes = batch * queryHeads * queries * 4;
+  // args.rows: query rows of the call (batch × queries, or the packed total).
+  const outBytes = args.rows * args.shape.queryHeads * args.headDim * attention.elementBytes;
+  const lseBytes = args.rows * args.shape.queryHeads * 4;
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
   buffers.out = device.createBuffer({ size: Math.max(16, Math.ceil(outBytes / 4) * 4), usage });
   buffers.lse = device.createBuffer({ size: Math.max(16, lseBytes), usage });

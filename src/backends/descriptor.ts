@@ -12,9 +12,10 @@ import type { TextEscaper } from './text.js';
 /**
  * The kernel kinds a backend can run: fused prefill, the three-pass baseline (region partials +
  * merge), split-K decode of contiguous keys (partials + merge), attention over a paged KV cache
- * (with its own split-K decode for few query rows), and the cache write.
+ * (with its own split-K decode for few query rows), the same with packed query rows of different
+ * counts per sequence (varlen, cu_seqlens_q), and the cache write.
  */
-export type KernelKind = 'prefill' | 'three-pass' | 'decode' | 'paged' | 'cache-append';
+export type KernelKind = 'prefill' | 'three-pass' | 'decode' | 'paged' | 'varlen' | 'cache-append';
 
 export type KernelBackendName = 'wgsl' | 'cuda' | 'metal';
 

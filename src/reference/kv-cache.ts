@@ -97,6 +97,12 @@ export function gatherSequence(cacheTensor: Tensor, layout: PagedLayout, cache: 
 
 export interface PagedAttentionOptions extends Omit<AttentionOptions, 'onlyRegion'> {
   /**
+   * Chunked prefill / varlen (FlashAttention's convention): q is packed (total_q, Hq, D) and
+   * sequence b owns rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1, the last positions of the
+   * sequence; the output is packed like q and the LSE is (Hq, total_q).
+   */
+  readonly cuSeqlensQ?: ArrayLike<number>;
+  /**
    * Keys in the cache are already rotated at the pattern's key position and carry the Qwen key
    * factor they were written with (a cache filled by appendToCache). Otherwise they are raw keys:
    * rotated and scaled on load, as at prefill.
@@ -112,31 +118,46 @@ export interface PagedAttentionOptions extends Omit<AttentionOptions, 'onlyRegio
  */
 export function referencePagedAttention(q: Tensor, kCache: Tensor, vCache: Tensor, layout: PagedLayout, options: PagedAttentionOptions): AttentionResult {
   const cache = pagedCacheShape(kCache, vCache);
-  if (q.shape.length !== 4) throw new ShapeError(`q must have rank 4 (batch, Sq, Hq, D), got shape [${q.shape.join(', ')}]`);
-  const [batch, queries, queryHeads, headDim] = q.shape as [number, number, number, number];
-  if (batch !== layout.batch) throw new ShapeError(`q has batch ${batch} but the block table has ${layout.batch} rows`);
+  const packed = options.cuSeqlensQ !== undefined;
+  if (q.shape.length !== (packed ? 3 : 4)) {
+    throw new ShapeError(packed ? `packed q must have rank 3 (total_q, Hq, D), got shape [${q.shape.join(', ')}]` : `q must have rank 4 (batch, Sq, Hq, D), got shape [${q.shape.join(', ')}]`);
+  }
+  const [queryHeads, headDim] = q.shape.slice(-2) as [number, number];
+  const rows = packed ? q.shape[0]! : q.shape[0]! * q.shape[1]!;
+  const batch = packed ? options.cuSeqlensQ!.length - 1 : q.shape[0]!;
+  if (batch !== layout.batch) throw new ShapeError(`q has ${batch} sequences but the block table has ${layout.batch} rows`);
   if (headDim !== cache.headDim) throw new ShapeError(`q has head dim ${headDim} but the cache has ${cache.headDim}`);
+  const firstRow = (b: number): number => (packed ? options.cuSeqlensQ![b]! : b * q.shape[1]!);
+  if (packed && (firstRow(0) !== 0 || firstRow(batch) !== rows)) throw new ShapeError(`cu_seqlens_q must run from 0 to the ${rows} packed query rows`);
   const out = new Float64Array(q.data.length);
-  const lse = new Float64Array(batch * queryHeads * queries);
-  const rowElements = queries * queryHeads * headDim;
+  const lse = new Float64Array(queryHeads * rows);
+  const rowElements = queryHeads * headDim;
+  const { originalMaxPosition: _unused, cuSeqlensQ: _packing, ...rest } = options;
   for (let b = 0; b < batch; b++) {
+    const first = firstRow(b);
+    const queries = firstRow(b + 1) - first;
     const n = layout.seqLens[b]!;
-    if (n < queries) throw new ShapeError(`sequence ${b} has ${n} keys, fewer than the ${queries} queries`);
-    const qb: Tensor = { shape: [1, queries, queryHeads, headDim], data: q.data.subarray(b * rowElements, (b + 1) * rowElements) };
+    if (queries < 0) throw new ShapeError(`cu_seqlens_q decreases at sequence ${b}`);
+    if (queries === 0) continue;
+    if (n < queries) throw new ShapeError(`sequence ${b} has ${n} keys, fewer than its ${queries} queries`);
+    const qb: Tensor = { shape: [1, queries, queryHeads, headDim], data: q.data.subarray(first * rowElements, (first + queries) * rowElements) };
     const kb = gatherSequence(kCache, layout, cache, b);
     const vb = gatherSequence(vCache, layout, cache, b);
     const base = options.scale ?? 1 / Math.sqrt(headDim);
-    const { originalMaxPosition: _unused, ...rest } = options;
     const factor = qwenTemperature(n, options.originalMaxPosition);
     const result = options.preRotatedKeys
       ? referenceAttention(qb, kb, vb, { ...rest, scale: base * factor, preRotatedKeys: true })
       : referenceAttention(qb, kb, vb, { ...rest, scale: base * factor * factor, preRotatedKeys: false });
-    out.set(result.out.data, b * rowElements);
-    lse.set(result.lse.data, b * queryHeads * queries);
+    out.set(result.out.data, first * rowElements);
+    for (let h = 0; h < queryHeads; h++) {
+      for (let r = 0; r < queries; r++) {
+        lse[packed ? h * rows + first + r : (b * queryHeads + h) * queries + r] = result.lse.data[h * queries + r]!;
+      }
+    }
   }
   return {
-    out: { shape: [batch, queries, queryHeads, headDim], data: out },
-    lse: { shape: [batch, queryHeads, queries], data: lse },
+    out: { shape: [...q.shape], data: out },
+    lse: { shape: packed ? [queryHeads, rows] : [batch, queryHeads, q.shape[1]!], data: lse },
   };
 }
 

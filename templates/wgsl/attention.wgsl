@@ -40,16 +40,21 @@ fn {{entryPoint}}(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invocat
   let kv_head = head / (params.query_heads / params.key_heads);  // GQA: query heads share a KV head
   let keys = sequence_keys(batch);
   let logit_scale = sequence_logit_scale(batch);
-  let offset = i32(keys) - i32(params.queries);          // queries are the last Sq positions
+  let queries = sequence_queries(batch);                         // this sequence's query rows
+  let first_query = sequence_first_query(batch);
+  if (tile.x * BLOCK_Q >= queries) {
+    return;   // a sequence with fewer query rows than the call's largest (varlen)
+  }
+  let offset = i32(keys) - i32(queries);                        // queries are the last positions of the sequence
   let row = tile.x * BLOCK_Q + lid;
-  let row_in_range = row < params.queries;
-  let safe_row = min(row, params.queries - 1u);                  // tail rows compute a copy, store nothing
+  let row_in_range = row < queries;
+  let safe_row = min(row, queries - 1u);                         // tail rows compute a copy, store nothing
   let i = i32(safe_row) + offset;
   let row_first = i32(tile.x * BLOCK_Q) + offset;
-  let row_last = i32(min(tile.x * BLOCK_Q + BLOCK_Q, params.queries) - 1u) + offset;
+  let row_last = i32(min(tile.x * BLOCK_Q + BLOCK_Q, queries) - 1u) + offset;
   let split_first = i32(split * params.split_keys);             // this workgroup's keys (tile-aligned)
   let split_last = split_first + i32(params.split_keys) - 1;
-  let q_base = ((batch * params.queries + safe_row) * params.query_heads + head) * HEAD_DIM;
+  let q_base = ((first_query + safe_row) * params.query_heads + head) * HEAD_DIM;
 
   var q_rot: array<vec4<f32>, {{headVec4}}>;
   var acc: array<vec4<f32>, {{headVec4}}>;
@@ -62,7 +67,7 @@ fn {{entryPoint}}(@builtin(workgroup_id) tile: vec3<u32>, @builtin(local_invocat
     return;
   }
   let inv_l = select(0.0, 1.0 / state.l, state.l > 0.0);
-  let lse_at = (batch * params.query_heads + head) * params.queries + row;
+  let lse_at = lse_index(first_query, batch, head, row);
   if (DIRECT_OUTPUT && params.splits == 1u) {
     for (var d4 = 0u; d4 < HEAD_VEC4; d4++) {
       let o = acc[d4] * inv_l;

@@ -19,12 +19,22 @@ struct AttentionParams {
   block_shift: u32,            // log2(block size)
   original_max_position: u32,  // Qwen temperature c_orig, applied per sequence; 0: none
   raw_keys: u32,               // 1: the cache holds raw keys (rotated on load); 0: pre-rotated keys
-  reserved: u32,
+  total_queries: u32,          // varlen: query rows packed (total_queries, query_heads, HEAD_DIM) by cu_seqlens_q; 0: (batch, queries, …)
 }
 
 struct SoftmaxState {
   m: f32,   // running max of the row's scores (MASKED_SCORE until a key is seen)
   l: f32,   // running sum of exp(score − m)
+}
+
+// Where a query row's LSE goes: (batch, query_heads, queries), or (query_heads, total_queries) for
+// packed (varlen) queries, as FlashAttention's varlen functions return it. `first_query` is the
+// sequence's first row among all query rows.
+fn lse_index(first_query: u32, batch: u32, head: u32, query: u32) -> u32 {
+  if (params.total_queries != 0u) {
+    return head * params.total_queries + first_query + query;
+  }
+  return (batch * params.query_heads + head) * params.queries + query;
 }
 
 // Partial results live in one f32 buffer: `partials` output blocks shaped like q, then `partials`

@@ -55,15 +55,21 @@ fn {{entryPoint}}(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoca
   let split = group.x;
   let batch = group.z;
   let heads_per_kv = params.query_heads / params.key_heads;       // GQA: query heads sharing a KV head
-  let kv_rows = heads_per_kv * params.queries;                     // rows (query head × query) reading it
+  let queries = sequence_queries(batch);                           // this sequence's query rows
+  let first_query = sequence_first_query(batch);
+  let kv_rows = heads_per_kv * queries;                            // rows (query head × query) reading it
   let group_rows = params.group_rows;                              // rows per workgroup (power of two)
-  let row_blocks = (kv_rows + group_rows - 1u) / group_rows;
+  // Row blocks per KV head, from the call's largest query count (the grid is sized by it).
+  let row_blocks = (heads_per_kv * params.queries + group_rows - 1u) / group_rows;
   let kv_head = group.y / row_blocks;
   let first_row = (group.y % row_blocks) * group_rows;
   let row_lanes = WORKGROUP / group_rows;
   let keys = sequence_keys(batch);
   let logit_scale = sequence_logit_scale(batch);
-  let offset = i32(keys) - i32(params.queries);            // queries are the last Sq positions
+  let offset = i32(keys) - i32(queries);                   // queries are the last positions of the sequence
+  if (first_row >= kv_rows) {
+    return;   // a sequence with fewer query rows than the call's largest (varlen)
+  }
   let split_first = i32(split * params.split_keys);
   let split_last = min(split_first + i32(params.split_keys), i32(keys)) - 1;
 
@@ -74,9 +80,9 @@ fn {{entryPoint}}(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoca
     let d4 = e % HEAD_VEC4;
     var value = vec4<f32>(0.0);
     if (row < kv_rows) {
-      let head = kv_head * heads_per_kv + row / params.queries;
-      let query = row % params.queries;
-      let q_base = ((batch * params.queries + query) * params.query_heads + head) * HEAD_DIM;
+      let head = kv_head * heads_per_kv + row / queries;
+      let query = row % queries;
+      let q_base = ((first_query + query) * params.query_heads + head) * HEAD_DIM;
       value = rotated_query4(q_base, d4, region_query_position(region, i32(query) + offset));
     }
     rows_memory[e] = value;
@@ -87,7 +93,7 @@ fn {{entryPoint}}(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoca
   let row_slot = lane_order / row_lanes;
   let lane = lane_order % row_lanes;
   let row = first_row + row_slot;
-  let i = i32(row % params.queries) + offset;
+  let i = i32(row % queries) + offset;
   let key_last = select(-1, min(split_last, i), row < kv_rows);   // causal: no key past the diagonal
   let query_at = row_slot * REGIONS * HEAD_VEC4;
   var state = SoftmaxState(MASKED_SCORE, 0.0);
@@ -172,10 +178,10 @@ fn {{entryPoint}}(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoca
         }
         let totals = row_totals[out_slot];
         o *= select(0.0, 1.0 / totals.y, totals.y > 0.0);
-        let head = kv_head * heads_per_kv + out_row / params.queries;
-        let query = out_row % params.queries;
-        let q_row = (batch * params.queries + query) * params.query_heads + head;
-        let lse_at = (batch * params.query_heads + head) * params.queries + query;
+        let head = kv_head * heads_per_kv + out_row / queries;
+        let query = out_row % queries;
+        let q_row = (first_query + query) * params.query_heads + head;
+        let lse_at = lse_index(first_query, batch, head, query);
         if (params.splits == 1u) {
           let at = q_row * HEAD_DIM + 4u * d4;
           out[at] = {{storage}}(o.x);

@@ -171,7 +171,11 @@ export function createAttention(device, options = {}) {
  * Attention over a paged KV cache (vLLM / FlashInfer layout), for serving: buffers { q, kCache,
  * vCache, blockTable (int32, batch × maxBlocks), seqLens (int32, batch), out, lse }; shape { batch,
  * queries, queryHeads, keyHeads, blockSize (a power of two), maxBlocks, maxSeqLen (the largest
- * entry of seqLens) }. q holds the last `queries` positions of every sequence. The cache holds
+ * entry of seqLens) }. q holds the last `queries` positions of every sequence. Chunked prefill /
+ * varlen (FlashAttention's convention): buffers.cuSeqlensQ (int32, batch + 1) packs q as
+ * (totalQueries, queryHeads, headDim), sequence b owning rows cuSeqlensQ[b] .. cuSeqlensQ[b + 1] - 1
+ * (the last positions of the sequence); then shape.queries is the largest count, shape.totalQueries
+ * the sum, out is like q and lse (queryHeads, totalQueries). The cache holds
  * keys rotated by createCacheAppend unless options.rawKeys (then they are rotated on load). Qwen
  * temperature (options.originalMaxPosition) follows engine semantics per sequence: s(n) on the
  * query side, and s(n) again for raw keys. Other options as createAttention.
@@ -228,16 +232,18 @@ async function attentionRunner(device, options, layout) {
     return workspace;
   };
 
-  // Paged calls: seq_lens and the block table side by side in one buffer (a kernel may bind at
-  // most 8 storage buffers by default), copied on the GPU at every call.
+  // Paged calls: seq_lens, the block table and (varlen) cu_seqlens_q side by side in one buffer (a
+  // kernel may bind at most 8 storage buffers by default), copied on the GPU at every call.
   const kvIndexBuffer = (encoder, buffers, shape) => {
-    const bytes = 4 * shape.batch * (1 + shape.maxBlocks);
+    const tableBytes = 4 * shape.batch * (1 + shape.maxBlocks);
+    const bytes = tableBytes + (buffers.cuSeqlensQ !== undefined ? 4 * (shape.batch + 1) : 0);
     if (kvIndex === undefined || kvIndex.size < bytes) {
       kvIndex?.destroy();
       kvIndex = device.createBuffer({ label: 'dcagen seq lens + block table', size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     }
     encoder.copyBufferToBuffer(buffers.seqLens, 0, kvIndex, 0, 4 * shape.batch);
     encoder.copyBufferToBuffer(buffers.blockTable, 0, kvIndex, 4 * shape.batch, 4 * shape.batch * shape.maxBlocks);
+    if (buffers.cuSeqlensQ !== undefined) encoder.copyBufferToBuffer(buffers.cuSeqlensQ, 0, kvIndex, tableBytes, 4 * (shape.batch + 1));
     return kvIndex;
   };
 
@@ -246,7 +252,7 @@ async function attentionRunner(device, options, layout) {
   const planFor = (shape) => splitPlan(callShape(shape), { kind: options.kind, splits: options.splits, loopCapped });
 
   function encode(encoder, buffers, givenShape) {
-    if (paged) checkPagedShape(givenShape);
+    if (paged) checkPagedShape(givenShape, buffers);
     const shape = callShape(givenShape);
     checkShape(shape);
     const plan = planFor(givenShape);
@@ -263,6 +269,7 @@ async function attentionRunner(device, options, layout) {
     const passes = attentionKernels.length;
     const direct = passes === 1 && splits === 1 && attentionKernels[0].directOutput;
     const partials = passes * splits;
+    // Partial rows: every (sequence, query, head) slot; packed (varlen) rows fit in them.
     const rows = shape.batch * shape.queries * shape.queryHeads;
     const table = ropeBuffer(shape.keys);
     const partial = workspaceBuffer(direct ? 0 : partials, rows);
@@ -273,7 +280,7 @@ async function attentionRunner(device, options, layout) {
     // Contiguous calls fold Qwen's temperature into the scale; paged kernels apply it per sequence.
     new Float32Array(words, 24, 1)[0] = paged ? logitScale(shape.keys, { scale: options.scale }) : logitScale(shape.keys, options);
     u32.set([splits, splitKeys, partials, decode ? plan.groupRows : 0], 7);
-    if (paged) u32.set([shape.maxBlocks, Math.log2(shape.blockSize), options.originalMaxPosition ?? 0, options.rawKeys ? 1 : 0], 11);
+    if (paged) u32.set([shape.maxBlocks, Math.log2(shape.blockSize), options.originalMaxPosition ?? 0, options.rawKeys ? 1 : 0, buffers.cuSeqlensQ !== undefined ? shape.totalQueries : 0], 11);
     device.queue.writeBuffer(uniform, 0, words);
     const bind = (pipeline, entries) => device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
@@ -310,8 +317,11 @@ async function attentionRunner(device, options, layout) {
   return { config, elementBytes, loopCapped, subgroups, splitPlan: planFor, encode, run };
 }
 
-function checkPagedShape(shape) {
+function checkPagedShape(shape, buffers) {
   const { blockSize, maxBlocks, maxSeqLen } = shape;
+  if (buffers.cuSeqlensQ !== undefined && (!Number.isInteger(shape.totalQueries) || shape.totalQueries < 1)) {
+    throw new Error('varlen calls (buffers.cuSeqlensQ) need shape.totalQueries, the number of packed query rows');
+  }
   for (const [name, value] of Object.entries({ blockSize, maxBlocks, maxSeqLen })) {
     if (!Number.isInteger(value) || value < 1) throw new Error(`shape.${name} must be a positive integer, got ${value}`);
   }

@@ -19,17 +19,19 @@ const HEAD_VEC4: u32 = {{headVec4}}u;
 
 @compute @workgroup_size(64)
 fn {{entryPoint}}(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let rows = params.batch * params.queries * params.query_heads;
-  let index = gid.x + gid.y * groups.x * 64u;   // (batch, query, head, d4) in row-major order
+  let packed = params.total_queries != 0u;      // varlen: query rows packed by cu_seqlens_q
+  let rows = select(params.batch * params.queries, params.total_queries, packed) * params.query_heads;
+  let index = gid.x + gid.y * groups.x * 64u;   // (query row, head, d4) in row-major order
   if (index >= rows * HEAD_VEC4) {
     return;
   }
   let q_row = index / HEAD_VEC4;
   let d4 = index % HEAD_VEC4;
   let head = q_row % params.query_heads;
-  let query = (q_row / params.query_heads) % params.queries;
-  let batch = q_row / (params.query_heads * params.queries);
-  let lse_at = (batch * params.query_heads + head) * params.queries + query;
+  let token = q_row / params.query_heads;       // the query row among all rows of the call
+  let batch = select(token / params.queries, 0u, packed);
+  let query = select(token % params.queries, 0u, packed);
+  let lse_at = lse_index(token - query, batch, head, query);
   var m = MASKED_SCORE;
   for (var p = 0u; p < params.partials; p++) {
     m = max(m, partial[partial_lse_index(p, lse_at)]);

@@ -11,7 +11,7 @@ export const wgslBackend: BackendDescriptor = {
   title: 'WGSL (WebGPU)',
   dtypes: ['f32', 'f16'],
   verifyHeadDims: [32, 64, 128],
-  kinds: ['prefill', 'three-pass', 'decode', 'paged', 'cache-append'],
+  kinds: ['prefill', 'three-pass', 'decode', 'paged', 'varlen', 'cache-append'],
   splitsPrefill: true,
   kernelConfig: wgslKernelConfig,
   expressionLanguage: wgslLanguage,

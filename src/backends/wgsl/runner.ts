@@ -230,7 +230,12 @@ export async function runWgslPagedAttention(request: PagedAttentionRequest): Pro
   if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends; wgsl runs on a real WebGPU adapter');
   if (request.dtype === 'bf16') throw new UsageError('the wgsl backend stores f32 or f16 (WGSL has no bfloat16); use --dtype f32 or f16');
   const cache = pagedCacheShape(request.kCache, request.vCache);
-  const [batch, queries, queryHeads, headDim] = request.q.shape as [number, number, number, number];
+  const packed = request.cuSeqlensQ;
+  const batch = request.layout.batch;
+  const [queryHeads, headDim] = request.q.shape.slice(-2) as [number, number];
+  const rows = packed !== undefined ? request.q.shape[0]! : batch * request.q.shape[1]!;
+  // With packed (varlen) queries the kernels size their grids by the largest count.
+  const queries = packed !== undefined ? Math.max(...Array.from({ length: batch }, (_, b) => packed[b + 1]! - packed[b]!)) : request.q.shape[1]!;
   if ((cache.blockSize & (cache.blockSize - 1)) !== 0) throw new ConfigurationError(`the wgsl paged kernels need a power-of-two block size, got ${cache.blockSize}`);
   const dtype = request.dtype;
   const config = wgslKernelConfig({ headDim, dtype, ropeStyle: request.rope.style, ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}) });
@@ -245,6 +250,7 @@ export async function runWgslPagedAttention(request: PagedAttentionRequest): Pro
       writeFile(file('vc.bin'), encodeStorage(request.vCache.data, dtype)),
       writeFile(file('bt.bin'), request.layout.blockTable),
       writeFile(file('sl.bin'), request.layout.seqLens),
+      ...(packed !== undefined ? [writeFile(file('cu.bin'), packed)] : []),
     ]);
     const { adapter, result } = await runWebGpuJob<{ split: WgslRunResult['split'] }>({
       module: join(packageRoot(), 'runtime', 'webgpu', 'serving-job.js'),
@@ -258,9 +264,10 @@ export async function runWgslPagedAttention(request: PagedAttentionRequest): Pro
           ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}),
           ...(request.splits !== undefined ? { splits: request.splits } : {}),
         },
-        shape: { batch, queries, queryHeads, keyHeads: cache.keyHeads, blockSize: cache.blockSize, maxBlocks: request.layout.maxBlocks, maxSeqLen: Math.max(...request.layout.seqLens) },
+        shape: { batch, queries, queryHeads, keyHeads: cache.keyHeads, blockSize: cache.blockSize, maxBlocks: request.layout.maxBlocks, maxSeqLen: Math.max(...request.layout.seqLens), ...(packed !== undefined ? { totalQueries: rows } : {}) },
         headDim,
-        inputs: { q: file('q.bin'), kCache: file('kc.bin'), vCache: file('vc.bin'), blockTable: file('bt.bin'), seqLens: file('sl.bin') },
+        rows,
+        inputs: { q: file('q.bin'), kCache: file('kc.bin'), vCache: file('vc.bin'), blockTable: file('bt.bin'), seqLens: file('sl.bin'), ...(packed !== undefined ? { cuSeqlensQ: file('cu.bin') } : {}) },
         outputs: { out: file('out.bin'), lse: file('lse.bin') },
       },
       ...(dtype === 'f16' ? { requiredFeatures: ['shader-f16'] } : {}),
@@ -268,8 +275,8 @@ export async function runWgslPagedAttention(request: PagedAttentionRequest): Pro
       writePaths: [work],
     });
     return {
-      out: { shape: [batch, queries, queryHeads, headDim], data: decodeStorage(await readFile(file('out.bin')), dtype) },
-      lse: { shape: [batch, queryHeads, queries], data: decodeStorage(await readFile(file('lse.bin')), 'f32') },
+      out: { shape: [...request.q.shape], data: decodeStorage(await readFile(file('out.bin')), dtype) },
+      lse: { shape: packed !== undefined ? [queryHeads, rows] : [batch, queryHeads, queries], data: decodeStorage(await readFile(file('lse.bin')), 'f32') },
       times: [],
       split: result.split,
       adapter: adapter.description || adapter.device || adapter.vendor,
