@@ -9,7 +9,7 @@
 // block_table[s][j / block_size], row j % block_size. Writes go through slot_mapping: one int per
 // new token, block × block_size + row.
 
-import { ShapeError, UsageError } from '../errors.js';
+import { ConfigurationError, ShapeError, UsageError } from '../errors.js';
 import type { CompiledPattern } from '../dsl/instantiate.js';
 import type { Tensor } from '../io/tensor.js';
 import { referenceAttention, qwenTemperature, type AttentionOptions, type AttentionResult } from './attention.js';
@@ -177,29 +177,68 @@ export interface CacheAppendOptions {
  * positions[t] (and multiplied by its Qwen factor), value t as it is, both at slot_mapping[t].
  * A negative slot skips the token (vLLM's padding convention).
  */
-export function referenceAppendToCache(
-  kCache: Tensor<Float64Array>, vCache: Tensor<Float64Array>,
-  k: Tensor, v: Tensor, positions: ArrayLike<number>, slotMapping: ArrayLike<number>, options: CacheAppendOptions,
-): void {
-  const cache = pagedCacheShape(kCache, vCache);
+/** What a cache write names: the caches, the new tokens, where they go, and the pattern placing them. */
+export interface CacheAppendInput {
+  readonly kCache: Tensor;
+  readonly vCache: Tensor;
+  readonly k: Tensor;
+  readonly v: Tensor;
+  readonly positions: ArrayLike<number>;
+  readonly slotMapping: ArrayLike<number>;
+  readonly pattern: CompiledPattern;
+  readonly originalMaxPosition?: number;
+  readonly lengths?: ArrayLike<number>;
+}
+
+export interface CacheAppendShape {
+  readonly cache: PagedCacheShape;
+  readonly tokens: number;
+  /** The largest key position a written token takes (sizes the RoPE table). */
+  readonly maxKeyPosition: number;
+}
+
+/**
+ * Validates a cache write, the same for the reference and every kernel: a pattern whose keys sit
+ * at one position (a rotated cache), (tokens, Hk, D) keys and values matching the cache, one
+ * position and one slot per token (negative slots skip the token, others inside the cache), and
+ * every token's sequence length when Qwen's key factor is on.
+ */
+export function checkCacheAppend(input: CacheAppendInput): CacheAppendShape {
+  const { pattern, k, v, positions, slotMapping } = input;
+  const own = pattern.regions.find((r) => !r.sharesKeyPosition);
+  if (own !== undefined) throw new ConfigurationError(`pattern ${pattern.name} cannot use a rotated KV cache: region ${own.name} places keys at its own position`);
+  const cache = pagedCacheShape(input.kCache, input.vCache);
   if (k.shape.length !== 3 || v.shape.join(',') !== k.shape.join(',')) throw new ShapeError(`new keys and values must both have shape (tokens, key_heads, head_dim), got [${k.shape.join(', ')}] and [${v.shape.join(', ')}]`);
   const [tokens, heads, headDim] = k.shape as [number, number, number];
   if (heads !== cache.keyHeads || headDim !== cache.headDim) throw new ShapeError(`new keys have ${heads} heads × ${headDim} dims but the cache holds ${cache.keyHeads} × ${cache.headDim}`);
   if (positions.length !== tokens || slotMapping.length !== tokens) throw new ShapeError(`positions (${positions.length}) and slot mapping (${slotMapping.length}) need one entry per token (${tokens})`);
-  if (options.originalMaxPosition !== undefined && options.lengths?.length !== tokens) throw new UsageError('the Qwen key factor needs the sequence length of every token');
-  const { pattern } = options;
-  if (pattern.regions.some((r) => !r.sharesKeyPosition)) {
-    throw new UsageError(`pattern ${pattern.name} cannot use a rotated KV cache: region ${pattern.regions.find((r) => !r.sharesKeyPosition)!.name} places keys at its own position`);
+  if (input.originalMaxPosition !== undefined && input.lengths?.length !== tokens) throw new UsageError('the Qwen key factor needs the sequence length of every token');
+  const slots = cache.numBlocks * cache.blockSize;
+  let maxKeyPosition = 0;
+  for (let t = 0; t < tokens; t++) {
+    const slot = slotMapping[t]!;
+    if (!Number.isInteger(slot) || slot >= slots) throw new ShapeError(`slot mapping [${t}] = ${slot} is outside the cache's ${slots} slots`);
+    const position = positions[t]!;
+    if (!Number.isInteger(position) || position < 0) throw new ShapeError(`positions [${t}] = ${position} is not a position`);
+    if (slot >= 0) maxKeyPosition = Math.max(maxKeyPosition, pattern.definition.keyPosition(position, pattern.params));
   }
+  return { cache, tokens, maxKeyPosition };
+}
+
+export function referenceAppendToCache(
+  kCache: Tensor<Float64Array>, vCache: Tensor<Float64Array>,
+  k: Tensor, v: Tensor, positions: ArrayLike<number>, slotMapping: ArrayLike<number>, options: CacheAppendOptions,
+): void {
+  const { pattern } = options;
+  const { tokens } = checkCacheAppend({ kCache, vCache, k, v, positions, slotMapping, pattern, ...(options.originalMaxPosition !== undefined ? { originalMaxPosition: options.originalMaxPosition } : {}), ...(options.lengths !== undefined ? { lengths: options.lengths } : {}) });
+  const [, heads, headDim] = k.shape as [number, number, number];
   const rotaryDim = checkRotaryDim(headDim, options.rope.rotaryDim);
   const invFreq = inverseFrequencies(options.rope.theta, rotaryDim);
   const pairs = rotaryPairs(options.rope.style, rotaryDim);
   const row = new Float64Array(headDim);
-  const slots = cache.numBlocks * cache.blockSize;
   for (let t = 0; t < tokens; t++) {
     const slot = slotMapping[t]!;
     if (slot < 0) continue;
-    if (!Number.isInteger(slot) || slot >= slots) throw new ShapeError(`slot mapping [${t}] = ${slot} is outside the cache's ${slots} slots`);
     const position = pattern.definition.keyPosition(positions[t]!, pattern.params);
     const factor = options.originalMaxPosition === undefined ? 1 : qwenTemperature(options.lengths![t]!, options.originalMaxPosition);
     for (let h = 0; h < heads; h++) {

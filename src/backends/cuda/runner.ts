@@ -9,12 +9,12 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { ConfigurationError, KernelError, ShapeError, UnavailableError, UsageError } from '../../errors.js';
+import { KernelError, ShapeError, UnavailableError, UsageError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest, CacheAppendRequest, CacheAppendResult, PagedAttentionRequest } from '../../execute.js';
 import type { Tensor } from '../../io/tensor.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { attentionShape } from '../../reference/attention.js';
-import { pagedCacheShape } from '../../reference/kv-cache.js';
+import { checkCacheAppend, pagedCacheShape } from '../../reference/kv-cache.js';
 import { checkHarnessExit, harnessTimes, runHarness } from '../harness-run.js';
 import { packageRoot } from '../template.js';
 import { cacheFolder } from '../kernel-set.js';
@@ -185,26 +185,10 @@ export type CudaCacheAppendRequest = CacheAppendRequest;
  * positions cannot store keys rotated once: ConfigurationError.
  */
 export async function runCudaCacheAppend(request: CudaCacheAppendRequest): Promise<CacheAppendResult> {
-  const own = request.pattern.regions.find((r) => !r.sharesKeyPosition);
-  if (own !== undefined) {
-    throw new ConfigurationError(`pattern ${request.pattern.name} cannot use a rotated KV cache: region ${own.name} places keys at its own position`);
-  }
   const emulate = request.emulate ?? false;
   await requireBackend(emulate);
-  const cache = pagedCacheShape(request.kCache, request.vCache);
-  const { k, v } = request;
-  if (k.shape.length !== 3 || v.shape.join(',') !== k.shape.join(',')) throw new ShapeError(`new keys and values must both have shape (tokens, key_heads, head_dim), got [${k.shape.join(', ')}] and [${v.shape.join(', ')}]`);
-  const [tokens, heads, headDim] = k.shape as [number, number, number];
-  if (heads !== cache.keyHeads || headDim !== cache.headDim) throw new ShapeError(`new keys have ${heads} heads × ${headDim} dims but the cache holds ${cache.keyHeads} × ${cache.headDim}`);
-  if (request.positions.length !== tokens || request.slotMapping.length !== tokens) throw new ShapeError(`positions (${request.positions.length}) and slot mapping (${request.slotMapping.length}) need one entry per token (${tokens})`);
-  if (request.originalMaxPosition !== undefined && request.lengths?.length !== tokens) throw new UsageError('the Qwen key factor needs the sequence length of every token');
-  const slots = cache.numBlocks * cache.blockSize;
-  for (let t = 0; t < tokens; t++) {
-    const slot = request.slotMapping[t]!;
-    if (!Number.isInteger(slot) || slot >= slots) throw new ShapeError(`slot mapping [${t}] = ${slot} is outside the cache's ${slots} slots`);
-    const position = request.positions[t]!;
-    if (!Number.isInteger(position) || position < 0) throw new ShapeError(`positions [${t}] = ${position} is not a position`);
-  }
+  const { cache, tokens } = checkCacheAppend(request);
+  const headDim = cache.headDim;
   const config = cudaKernelConfig({
     headDim,
     dtype: request.dtype,
@@ -219,8 +203,8 @@ export async function runCudaCacheAppend(request: CudaCacheAppendRequest): Promi
     const file = (name: string): string => join(work, name);
     const qwen = request.originalMaxPosition !== undefined;
     await Promise.all([
-      writeFile(file('k.bin'), encodeStorage(k.data, request.dtype)),
-      writeFile(file('v.bin'), encodeStorage(v.data, request.dtype)),
+      writeFile(file('k.bin'), encodeStorage(request.k.data, request.dtype)),
+      writeFile(file('v.bin'), encodeStorage(request.v.data, request.dtype)),
       writeFile(file('kc.bin'), encodeStorage(request.kCache.data, request.dtype)),
       writeFile(file('vc.bin'), encodeStorage(request.vCache.data, request.dtype)),
       writeFile(file('slots.bin'), new Uint8Array(Int32Array.from(request.slotMapping).buffer)),
@@ -229,7 +213,7 @@ export async function runCudaCacheAppend(request: CudaCacheAppendRequest): Promi
     ]);
     const args = ['append', file('k.bin'), file('v.bin'), file('kc.bin'), file('vc.bin'), file('slots.bin'), file('positions.bin'),
       qwen ? file('lengths.bin') : '-', file('kc-out.bin'), file('vc-out.bin'),
-      ...[tokens, heads, headDim, request.dtype === 'f32' ? 4 : 2, cache.numBlocks, cache.blockSize, request.rope.theta, request.originalMaxPosition ?? 0].map(String)];
+      ...[tokens, cache.keyHeads, headDim, request.dtype === 'f32' ? 4 : 2, cache.numBlocks, cache.blockSize, request.rope.theta, request.originalMaxPosition ?? 0].map(String)];
     const result = await execa(binary, args, { reject: false, all: true });
     checkHarnessExit(result, `${set.name}${emulate ? ' (emulated)' : ''} cache append`, NO_DEVICE);
     const decode = async (name: string): Promise<Tensor> => ({ shape: request.kCache.shape, data: decodeStorage(await readFile(file(name)), request.dtype) });

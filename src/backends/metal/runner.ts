@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { ConfigurationError, KernelError, ShapeError, UnavailableError, UsageError } from '../../errors.js';
+import { KernelError, ShapeError, UnavailableError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest, CacheAppendRequest, CacheAppendResult, PagedAttentionRequest } from '../../execute.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import type { Tensor } from '../../io/tensor.js';
 import { attentionShape } from '../../reference/attention.js';
-import { pagedCacheShape } from '../../reference/kv-cache.js';
+import { checkCacheAppend, pagedCacheShape } from '../../reference/kv-cache.js';
 import { runHarness, type HarnessProcessResult } from '../harness-run.js';
 import { packageRoot } from '../template.js';
 import type { KernelVariant } from '../kernel-set.js';
@@ -287,24 +287,9 @@ export async function runMetalCacheAppend(request: MetalCacheAppendRequest): Pro
   const emulate = request.emulate ?? false;
   if (!emulate && process.platform !== 'darwin') throw new UnavailableError(METAL_UNAVAILABLE);
   const { pattern } = request;
-  const own = pattern.regions.find((r) => !r.sharesKeyPosition);
-  if (own !== undefined) throw new ConfigurationError(`pattern ${pattern.name} cannot use a rotated KV cache: region ${own.name} places keys at its own position`);
-  const cache = pagedCacheShape(request.kCache, request.vCache);
+  const { cache, tokens, maxKeyPosition: maxPosition } = checkCacheAppend(request);
   const { k, v } = request;
-  if (k.shape.length !== 3 || v.shape.join(',') !== k.shape.join(',')) throw new ShapeError(`new keys and values must both have shape (tokens, key_heads, head_dim), got [${k.shape.join(', ')}] and [${v.shape.join(', ')}]`);
-  const [tokens, heads, headDim] = k.shape as [number, number, number];
-  if (heads !== cache.keyHeads || headDim !== cache.headDim) throw new ShapeError(`new keys have ${heads} heads × ${headDim} dims but the cache holds ${cache.keyHeads} × ${cache.headDim}`);
-  if (request.positions.length !== tokens || request.slotMapping.length !== tokens) throw new ShapeError(`positions (${request.positions.length}) and slot mapping (${request.slotMapping.length}) need one entry per token (${tokens})`);
-  if (request.originalMaxPosition !== undefined && request.lengths?.length !== tokens) throw new UsageError('the Qwen key factor needs the sequence length of every token');
-  const slots = cache.numBlocks * cache.blockSize;
-  let maxPosition = 0;
-  for (let t = 0; t < tokens; t++) {
-    const slot = request.slotMapping[t]!;
-    if (!Number.isInteger(slot) || slot >= slots) throw new ShapeError(`slot mapping [${t}] = ${slot} is outside the cache's ${slots} slots`);
-    const position = request.positions[t]!;
-    if (!Number.isInteger(position) || position < 0) throw new ShapeError(`positions [${t}] = ${position} is not a position`);
-    if (slot >= 0) maxPosition = Math.max(maxPosition, pattern.definition.keyPosition(position, pattern.params));
-  }
+  const headDim = cache.headDim;
   // The append belongs to the set that reads the cache it writes: the pre-rotated one.
   const config = metalKernelConfig({
     headDim,

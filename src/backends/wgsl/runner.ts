@@ -11,7 +11,7 @@ import { runWebGpuJob } from '../../../runtime/webgpu/runner.js';
 import { ConfigurationError, UsageError } from '../../errors.js';
 import type { AttentionOutput, AttentionRequest, CacheAppendRequest, CacheAppendResult, PagedAttentionRequest } from '../../execute.js';
 import type { Tensor } from '../../io/tensor.js';
-import { pagedCacheShape } from '../../reference/kv-cache.js';
+import { checkCacheAppend, pagedCacheShape } from '../../reference/kv-cache.js';
 import { attentionShape } from '../../reference/attention.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { cacheFolder } from '../kernel-set.js';
@@ -181,8 +181,7 @@ export async function runWgslCacheAppend(request: CacheAppendRequest): Promise<C
   if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends; wgsl runs on a real WebGPU adapter');
   if (request.dtype === 'bf16') throw new UsageError('the wgsl backend stores f32 or f16 (WGSL has no bfloat16)');
   const dtype = request.dtype;
-  const cache = pagedCacheShape(request.kCache, request.vCache);
-  const [tokens] = request.k.shape as [number];
+  const { cache, tokens, maxKeyPosition } = checkCacheAppend(request);
   const config = wgslKernelConfig({ headDim: cache.headDim, dtype, ropeStyle: request.rope.style, ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}) });
   const set = emitWgsl(request.pattern, config, { variant: 'fused' });
   const launcher = await materialize(set);
@@ -198,14 +197,13 @@ export async function runWgslCacheAppend(request: CacheAppendRequest): Promise<C
       writeFile(file('slots.bin'), Int32Array.from(request.slotMapping)),
       ...(request.lengths !== undefined ? [writeFile(file('lengths.bin'), Uint32Array.from(request.lengths))] : []),
     ]);
-    const maxPosition = Math.max(0, ...Array.from(request.positions, (p) => request.pattern.definition.keyPosition(p, request.pattern.params)));
     await runWebGpuJob({
       module: join(packageRoot(), 'runtime', 'webgpu', 'serving-job.js'),
       entry: 'runCacheAppendJob',
       args: {
         launcher,
         options: { ropeTheta: request.rope.theta, ...(request.originalMaxPosition !== undefined ? { originalMaxPosition: request.originalMaxPosition } : {}) },
-        shape: { tokens, keyHeads: cache.keyHeads, numBlocks: cache.numBlocks, blockSize: cache.blockSize, maxPosition },
+        shape: { tokens, keyHeads: cache.keyHeads, numBlocks: cache.numBlocks, blockSize: cache.blockSize, maxPosition: maxKeyPosition },
         inputs: {
           k: file('k.bin'), v: file('v.bin'), kCache: file('kc.bin'), vCache: file('vc.bin'),
           positions: file('positions.bin'), slotMapping: file('slots.bin'),
