@@ -7,7 +7,7 @@ import { UsageError } from './errors.js';
 import type { CompiledPattern } from './dsl/instantiate.js';
 import type { Tensor } from './io/tensor.js';
 import { referenceAttention, type AttentionOptions } from './reference/attention.js';
-import { referenceAppendToCache, referencePagedAttention, type PagedLayout } from './reference/kv-cache.js';
+import { referenceAppendToCache, referencePagedAttention, type CacheAppendInput, type PagedLayout } from './reference/kv-cache.js';
 import type { StorageDType } from './reference/precision.js';
 import type { RopeConfig } from './reference/rope.js';
 
@@ -113,23 +113,12 @@ async function runPagedReference(request: PagedAttentionRequest): Promise<Attent
   return referencePagedAttention(request.q, request.kCache, request.vCache, request.layout, { ...referenceOptions(request), ...(request.cuSeqlensQ !== undefined ? { cuSeqlensQ: request.cuSeqlensQ } : {}) });
 }
 
-/** New tokens written into a paged KV cache: keys rotated once at the pattern's key position. */
-export interface CacheAppendRequest {
-  /** (num_blocks, block_size, Hk, D): the cache before the write. */
-  readonly kCache: Tensor;
-  readonly vCache: Tensor;
-  /** (tokens, Hk, D) new raw keys and values. */
-  readonly k: Tensor;
-  readonly v: Tensor;
-  /** Sequence position of every token. */
-  readonly positions: ArrayLike<number>;
-  /** block × block_size + row of every token; negative: skip (padding). */
-  readonly slotMapping: ArrayLike<number>;
-  /** The sequence length n of every token, for Qwen's key factor s(n) (with originalMaxPosition). */
-  readonly lengths?: ArrayLike<number>;
-  readonly pattern: CompiledPattern;
+/**
+ * New tokens written into a paged KV cache: keys rotated once at the pattern's key position. The
+ * caches, tokens, positions, slots (negative: padding) and Qwen lengths as CacheAppendInput names them.
+ */
+export interface CacheAppendRequest extends CacheAppendInput {
   readonly rope: RopeConfig;
-  readonly originalMaxPosition?: number;
   readonly dtype: StorageDType;
   readonly emulate?: boolean;
 }

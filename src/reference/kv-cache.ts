@@ -179,13 +179,18 @@ export interface CacheAppendOptions {
  */
 /** What a cache write names: the caches, the new tokens, where they go, and the pattern placing them. */
 export interface CacheAppendInput {
+  /** (num_blocks, block_size, Hk, D): the cache before the write. */
   readonly kCache: Tensor;
   readonly vCache: Tensor;
+  /** (tokens, Hk, D) new raw keys and values. */
   readonly k: Tensor;
   readonly v: Tensor;
+  /** Sequence position of every token. */
   readonly positions: ArrayLike<number>;
+  /** block × block_size + row of every token; negative: skip (padding). */
   readonly slotMapping: ArrayLike<number>;
   readonly pattern: CompiledPattern;
+  /** Qwen's key factor s(n) on, with `lengths` the sequence length n of every token. */
   readonly originalMaxPosition?: number;
   readonly lengths?: ArrayLike<number>;
 }
