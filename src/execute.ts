@@ -14,10 +14,8 @@ import type { RopeConfig } from './reference/rope.js';
 export const backendNames = ['reference', 'wgsl', 'cuda', 'metal'] as const;
 export type BackendName = (typeof backendNames)[number];
 
-export interface AttentionRequest {
-  readonly q: Tensor;
-  readonly k: Tensor;
-  readonly v: Tensor;
+/** What every attention call names besides its tensors: pattern, RoPE, scale, storage, how it runs. */
+export interface AttentionCall {
   readonly pattern: CompiledPattern;
   readonly rope: RopeConfig;
   readonly scale?: number;
@@ -25,10 +23,16 @@ export interface AttentionRequest {
   readonly dtype: StorageDType;
   /** Run the emitted source on the CPU emulation instead of a device (cuda, metal). */
   readonly emulate?: boolean;
-  /** Keys arrive already rotated at their key position (a KV cache that stores rotated keys). */
+  /** Keys arrive already rotated at their key position (a KV cache that stores rotated keys, e.g. one filled by appendToCache). */
   readonly preRotatedKeys?: boolean;
   /** Force the number of key splits (kernels that split keys across workgroups; the reference is exact either way). */
   readonly splits?: number;
+}
+
+export interface AttentionRequest extends AttentionCall {
+  readonly q: Tensor;
+  readonly k: Tensor;
+  readonly v: Tensor;
 }
 
 export interface AttentionOutput {
@@ -53,7 +57,7 @@ export async function runAttention(backend: BackendName, request: AttentionReque
 }
 
 /** The reference's options from a request, contiguous or paged (the reference ignores splits). */
-function referenceOptions(request: AttentionRequest | PagedAttentionRequest): AttentionOptions {
+function referenceOptions(request: AttentionCall): AttentionOptions {
   if (request.emulate) throw new UsageError('--emulate applies to the cuda and metal backends, not the reference');
   return {
     pattern: request.pattern,
@@ -70,23 +74,13 @@ async function runReference(request: AttentionRequest): Promise<AttentionOutput>
 }
 
 /** Attention of q over a paged KV cache (DESIGN.md §5): the serving form of a call. */
-export interface PagedAttentionRequest {
+export interface PagedAttentionRequest extends AttentionCall {
   /** (B, Sq, Hq, D): the last Sq positions of every sequence. */
   readonly q: Tensor;
   /** (num_blocks, block_size, Hk, D) */
   readonly kCache: Tensor;
   readonly vCache: Tensor;
   readonly layout: PagedLayout;
-  readonly pattern: CompiledPattern;
-  readonly rope: RopeConfig;
-  readonly scale?: number;
-  readonly originalMaxPosition?: number;
-  readonly dtype: StorageDType;
-  readonly emulate?: boolean;
-  /** Keys in the cache are rotated at the pattern's key position (a cache filled by appendToCache). */
-  readonly preRotatedKeys?: boolean;
-  /** Force the number of key splits (kernels that split keys across workgroups). */
-  readonly splits?: number;
   /**
    * Chunked prefill / varlen: q packed (total_q, Hq, D), sequence b owning rows cu_seqlens_q[b] ..
    * cu_seqlens_q[b + 1] - 1 (its last positions); the output is packed like q, the LSE (Hq, total_q).

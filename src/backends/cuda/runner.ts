@@ -44,7 +44,7 @@ export async function buildHarness(set: CudaKernelSet, emulate: boolean): Promis
   const root = packageRoot();
   const harness = join(root, 'runtime', 'cuda', 'harness.cu');
   const emulation = join(root, 'runtime', 'emulation', 'cuda_emulation.hpp');
-  const hash = createHash('sha256').update(set.source).update(set.header).update(await readFile(harness));
+  const hash = createHash('sha256').update(set.source).update(set.header).update(await readFile(harness)).update(await readFile(join(root, 'runtime', 'harness_files.hpp')));
   if (emulate) hash.update(await readFile(emulation)).update(await readFile(join(root, 'runtime', 'emulation', 'emu_core.hpp')));
   const dir = join(cacheFolder(), 'cuda', `${set.name}-${emulate ? 'emu' : 'native'}-${hash.digest('hex').slice(0, 16)}`);
   const binary = join(dir, 'harness');

@@ -45,6 +45,7 @@ export const METAL_EMULATION_FILES = [
   'runtime/emulation/metal_emulation.hpp',
   'runtime/emulation/metal_include/metal_stdlib',
   'runtime/metal/host_io.hpp',
+  'runtime/harness_files.hpp',
 ];
 
 /** The emulation hosts: the attention passes, and the serving kernels. */
