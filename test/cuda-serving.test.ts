@@ -1,6 +1,7 @@
-// The CUDA serving kernels (cache append, paged attention: split-K decode and paged prefill) on the
-// CPU emulation against the serving reference (src/reference/kv-cache.ts), nvcc's resource report
-// for them, and `dcagen run --backend cuda --emulate` over a paged cache. Caches hold sequences of
+// The CUDA serving kernels (cache append, paged attention: split-K decode and paged prefill, packed
+// varlen rows; split-K decode of contiguous K/V through the forward launcher) on the CPU emulation
+// against the serving reference (src/reference/kv-cache.ts) and the dense reference, nvcc's resource
+// report for them, and `dcagen run --backend cuda --emulate` over a paged cache. Caches hold sequences of
 // different lengths in shuffled physical blocks, with a DCA chunk length (40 − 9 = 31) that no block
 // size divides. Each kernel set is compiled once (the runner caches harnesses by content) and
 // reused by every case of its dtype and key form.
@@ -10,13 +11,14 @@ import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cudaKernelConfig, emitCuda } from '../src/backends/cuda/emit.js';
 import { ptxasReport } from '../src/backends/cuda/report.js';
-import { nativeCudaAvailable, runCudaCacheAppend, runCudaPagedAttention } from '../src/backends/cuda/runner.js';
+import { nativeCudaAvailable, runCudaAttention, runCudaCacheAppend, runCudaPagedAttention } from '../src/backends/cuda/runner.js';
 import { compilePattern, type CompiledPattern } from '../src/dsl/instantiate.js';
-import { ConfigurationError } from '../src/errors.js';
-import type { PagedAttentionRequest } from '../src/execute.js';
+import { ConfigurationError, ShapeError, UsageError } from '../src/errors.js';
+import { runAttention, type PagedAttentionRequest } from '../src/execute.js';
 import { decodeNpy, encodeNpy } from '../src/io/npy.js';
 import type { Tensor } from '../src/io/tensor.js';
 import { builtinPattern } from '../src/patterns/index.js';
+import { preRotateKeys, referenceAttention } from '../src/reference/attention.js';
 import { referenceAppendToCache, referencePagedAttention } from '../src/reference/kv-cache.js';
 import { roundArray, type StorageDType } from '../src/reference/precision.js';
 import { randomTensor, tolerance } from '../src/verify/cases.js';
@@ -62,6 +64,7 @@ async function pagedError(req: PagedAttentionRequest, options: Parameters<typeof
   const expected = referencePagedAttention(req.q, req.kCache, req.vCache, req.layout, {
     pattern: req.pattern, rope: req.rope, dtype: req.dtype, preRotatedKeys: req.preRotatedKeys ?? false,
     ...(req.originalMaxPosition !== undefined ? { originalMaxPosition: req.originalMaxPosition } : {}),
+    ...(req.cuSeqlensQ !== undefined ? { cuSeqlensQ: req.cuSeqlensQ } : {}),
   });
   const got = await runCudaPagedAttention(req, options);
   return { out: maxAbsDifference(expected.out.data, got.out.data), lse: maxAbsDifference(expected.lse.data, got.lse.data), splits: got.splits };
@@ -143,10 +146,10 @@ describe('CUDA paged attention (emulated) against the reference', () => {
     expect(e.lse).toBeLessThanOrEqual(2e-4);
   });
 
-  it('forced splits 1..4 agree with each other and with the reference (partials + LSE merge)', async () => {
+  it('forced splits 1..8 agree with each other and with the reference (partials + LSE merge)', async () => {
     const c = pagedCase(3, 16, 'f32', 31);
     const outs: Float32Array[] = [];
-    for (const splits of [1, 2, 3, 4]) {
+    for (const splits of [1, 2, 3, 4, 5, 6, 7, 8]) {
       const req = request(c, 'f32', { splits });
       const got = await runCudaPagedAttention(req);
       expect(got.splits).toBe(splits);
@@ -232,6 +235,137 @@ describe('CUDA paged attention (emulated) against the reference', () => {
   });
 });
 
+describe('CUDA chunked prefill / varlen over the paged cache (emulated): cu_seqlens_q', () => {
+  // Three sequences in shuffled blocks of 16; DCA chunk length 31. Sequence 2's rows 35..74 (a chunk
+  // of a chunked prefill) cross the chunk boundary at 62; sequence 0 decodes one token.
+  const lens = [100, 57, 75];
+  const [hq, hk, d] = [8, 2, 32];   // GQA: four query heads per KV head; MAX_ROWS = 32 at d 32
+  const fixture = allocatePagedCache(lens, 16, hk, d, 201, 1);
+  const ks = lens.map((n, b) => randomTensor([1, n, hk, d], 210 + b));
+  const vs = lens.map((n, b) => randomTensor([1, n, hk, d], 220 + b));
+  const kCache = fillPagedCache(fixture, ks);
+  const vCache = fillPagedCache(fixture, vs);
+  const packedRequest = (counts: readonly number[], extra: Partial<PagedAttentionRequest> = {}): PagedAttentionRequest => {
+    const cuSeqlensQ = Int32Array.from([0, ...counts.map((_, b) => counts.slice(0, b + 1).reduce((x: number, y: number) => x + y, 0))]);
+    const q = randomTensor([cuSeqlensQ[counts.length]!, hq, d], 230 + counts.length);
+    return { q, kCache, vCache, layout: fixture.layout, pattern: dca, rope, dtype: 'f32', emulate: true, cuSeqlensQ, originalMaxPosition: ORIGINAL_MAX_POSITION, ...extra };
+  };
+
+  it.each([
+    [[1, 12, 40], 1], [[1, 12, 40], 3],   // prefill-sized blocks (40 > 32 rows), unsplit and split
+    [[1, 3, 16], 0], [[16, 0, 5], 2],     // decode-sized blocks; a sequence with no rows
+  ] as const)('query rows %j, splits %i (0: chosen)', async (counts, splits) => {
+    const req = packedRequest(counts, splits > 0 ? { splits } : {});
+    const got = await runCudaPagedAttention(req);
+    const total = counts.reduce((x: number, y: number) => x + y, 0);
+    expect(got.out.shape).toEqual([total, hq, d]);
+    expect(got.lse.shape).toEqual([hq, total]);
+    if (splits > 0) expect(got.splits).toBe(splits);
+    const e = await pagedError(req);
+    expect(e.out).toBeLessThanOrEqual(2e-4);
+    expect(e.lse).toBeLessThanOrEqual(2e-4);
+  });
+
+  it('equals fixed-row paged attention when every sequence has the same count (pre-rotated cache, f16)', async () => {
+    const c = pagedCase(5, 8, 'f16', 241);
+    const tokens = appendAll(c);
+    const rotatedK = { shape: c.kCache.shape, data: new Float64Array(c.kCache.data.length) };
+    const rotatedV = { shape: c.kCache.shape, data: new Float64Array(c.kCache.data.length) };
+    referenceAppendToCache(rotatedK, rotatedV, tokens.k, tokens.v, tokens.positions, tokens.slots, { pattern: dca, rope });
+    const fixed = request({ ...c, kCache: { shape: rotatedK.shape, data: Float64Array.from(roundArray('f16', rotatedK.data)) }, vCache: rotatedV }, 'f16', { preRotatedKeys: true, splits: 2 });
+    const packed = { ...fixed, q: { shape: [LENS.length * 5, HQ, D], data: c.q.data }, cuSeqlensQ: Int32Array.from([0, 5, 10]) };
+    const [a, b] = [await runCudaPagedAttention(fixed), await runCudaPagedAttention(packed)];
+    expect(maxAbsDifference(a.out.data, b.out.data)).toBe(0);
+    // (B, Hq, Sq) and (Hq, total_q) hold the same values in a different order.
+    const lseFixed = (bIndex: number, h: number, r: number): number => a.lse.data[(bIndex * HQ + h) * 5 + r]!;
+    for (let bIndex = 0; bIndex < LENS.length; bIndex++) {
+      for (let h = 0; h < HQ; h++) for (let r = 0; r < 5; r++) expect(b.lse.data[h * 10 + bIndex * 5 + r]).toBe(lseFixed(bIndex, h, r));
+    }
+    const e = await pagedError(packed);
+    expect(e.out).toBeLessThanOrEqual(tolerance('f16'));
+  });
+
+  it('refuses inconsistent cu_seqlens_q with one-line shape errors', async () => {
+    const req = packedRequest([1, 12, 40]);
+    await expect(runCudaPagedAttention({ ...req, cuSeqlensQ: Int32Array.from([0, 1, 13]) })).rejects.toThrow(ShapeError);
+    await expect(runCudaPagedAttention({ ...req, cuSeqlensQ: Int32Array.from([0, 13, 1, 53]) })).rejects.toThrow(/decreases at sequence 1/);
+    const long = [0, 1, 60, 53 + 6];   // sequence 1 (57 keys) given 59 queries
+    await expect(runCudaPagedAttention({ ...req, q: randomTensor([59, hq, d], 1), cuSeqlensQ: Int32Array.from(long) })).rejects.toThrow(/sequence 1 has 57 keys, fewer than its 59 queries/);
+  });
+});
+
+describe('CUDA split-K decode of contiguous K/V (emulated): the forward launcher routes Sq <= 16 to it', () => {
+  const half = { theta: 10000, style: 'half' as const };
+  const contiguous = (queries: number, keys: number, seed: number) => ({
+    q: randomTensor([2, queries, 8, 32], seed), k: randomTensor([2, keys, 2, 32], seed + 1), v: randomTensor([2, keys, 2, 32], seed + 2),
+  });
+
+  it('forced splits 1..8 agree with each other, with the prefill kernel and with the reference (Sq 3 across the chunk boundary at 124, GQA 8/2, batch 2)', async () => {
+    const t = contiguous(3, 125, 301);
+    const call = { ...t, pattern: dca, rope: half, dtype: 'f32' as const, emulate: true, originalMaxPosition: ORIGINAL_MAX_POSITION };
+    const expected = referenceAttention(t.q, t.k, t.v, { pattern: dca, rope: half, dtype: 'f32', originalMaxPosition: ORIGINAL_MAX_POSITION });
+    // The prefill kernel over a call of 20 queries whose last 3 are these (queries are bottom-right aligned).
+    const q20 = randomTensor([2, 20, 8, 32], 305);
+    for (let b = 0; b < 2; b++) q20.data.set(t.q.data.subarray(b * 3 * 8 * 32, (b + 1) * 3 * 8 * 32), (b * 20 + 17) * 8 * 32);
+    const prefill = await runCudaAttention({ ...call, q: q20 });
+    expect(prefill.splits).toBeUndefined();
+    const prefillLast3 = new Float64Array(t.q.data.length);
+    for (let b = 0; b < 2; b++) prefillLast3.set(prefill.out.data.subarray((b * 20 + 17) * 8 * 32, (b + 1) * 20 * 8 * 32), b * 3 * 8 * 32);
+    const runs = [];
+    for (let splits = 1; splits <= 8; splits++) runs.push(await runCudaAttention({ ...call, splits }));
+    for (const [n, run] of runs.entries()) {
+      expect(run.splits, `splits ${n + 1}`).toBe(n + 1);
+      expect(maxAbsDifference(expected.out.data, run.out.data), `splits ${n + 1}`).toBeLessThanOrEqual(2e-4);
+      expect(maxAbsDifference(expected.lse.data, run.lse.data), `splits ${n + 1}`).toBeLessThanOrEqual(2e-4);
+      expect(maxAbsDifference(runs[0]!.out.data, run.out.data), `splits ${n + 1} vs 1`).toBeLessThanOrEqual(1e-6);
+      expect(maxAbsDifference(prefillLast3, run.out.data), `splits ${n + 1} vs prefill`).toBeLessThanOrEqual(1e-5);
+    }
+    // Through runAttention (the library and CLI path), --splits is accepted for Sq <= 16.
+    const viaLibrary = await runAttention('cuda', { ...call, splits: 4 });
+    expect(maxAbsDifference(runs[3]!.out.data, viaLibrary.out.data)).toBe(0);
+  });
+
+  it('runs Sq 1 and 16 through *_launch (split count chosen by the launcher), f16, pre-rotated and raw keys; Sq 17 runs the prefill kernel', async () => {
+    for (const [queries, preRotatedKeys] of [[1, false], [16, true]] as const) {
+      const t = contiguous(queries, 140, 310 + queries);
+      const k = preRotatedKeys ? preRotateKeys({ shape: t.k.shape, data: roundArray('f16', t.k.data) }, dca, half) : t.k;
+      const got = await runCudaAttention({ ...t, k, pattern: dca, rope: half, dtype: 'f16', emulate: true, preRotatedKeys });
+      expect(got.splits, `Sq ${queries}`).toBe(1);   // 2 × 2 row blocks × 140 keys: under 512 keys per split
+      const expected = referenceAttention(t.q, t.k, t.v, { pattern: dca, rope: half, dtype: 'f16' });
+      expect(maxAbsDifference(expected.out.data, got.out.data), `Sq ${queries}`).toBeLessThanOrEqual(tolerance('f16'));
+      expect(maxAbsDifference(expected.lse.data, got.lse.data), `Sq ${queries}`).toBeLessThanOrEqual(tolerance('f16'));
+    }
+    const prefill = await runCudaAttention({ ...contiguous(17, 140, 330), pattern: dca, rope: half, dtype: 'f32', emulate: true });
+    expect(prefill.splits).toBeUndefined();
+    await expect(runAttention('cuda', { ...contiguous(17, 140, 330), pattern: dca, rope: half, dtype: 'f32', emulate: true, splits: 2 })).rejects.toThrow(UsageError);
+  });
+
+  it('decodes at Qwen2.5-1M parameters over 262 200 keys (chunk 262144, window 8192, θ = 1e7, f16): contiguous and paged', async () => {
+    // Queries at positions 262197..262199: the intra region (chunk 1) and the successive region,
+    // whose query position is capped at C = 262144. Keys rotate at up to r(j) = 253951.
+    const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 262144, localWindow: 8192 });
+    const qwenRope = { theta: 1e7, style: 'half' } as const;
+    const keys = 262200;
+    const q = randomTensor([1, 3, 4, 128], 91, 2);
+    const k = { shape: [1, keys, 1, 128], data: roundArray('f16', randomTensor([1, keys, 1, 128], 92, 2).data) };
+    const v = { shape: [1, keys, 1, 128], data: roundArray('f16', randomTensor([1, keys, 1, 128], 93).data) };
+    const expected = referenceAttention(q, k, v, { pattern, rope: qwenRope, dtype: 'f16' });
+    const contiguousRun = await runCudaAttention({ q, k, v, pattern, rope: qwenRope, dtype: 'f16', emulate: true });
+    expect(contiguousRun.splits).toBeGreaterThan(1);
+    expect(maxAbsDifference(expected.out.data, contiguousRun.out.data)).toBeLessThanOrEqual(tolerance('f16'));
+    expect(maxAbsDifference(expected.lse.data, contiguousRun.lse.data)).toBeLessThanOrEqual(tolerance('f16'));
+    // Sq 1 over the same keys in a paged cache of 256-key blocks (the last query of Sq 3).
+    const fixture = allocatePagedCache([keys], 256, 1, 128, 94);
+    const paged = await runCudaPagedAttention({
+      q: { shape: [1, 1, 4, 128], data: q.data.slice(2 * 4 * 128) }, kCache: fillPagedCache(fixture, [k]), vCache: fillPagedCache(fixture, [v]),
+      layout: fixture.layout, pattern, rope: qwenRope, dtype: 'f16', emulate: true,
+    });
+    expect(paged.splits).toBeGreaterThan(1);
+    expect(maxAbsDifference(expected.out.data.slice(2 * 4 * 128), paged.out.data)).toBeLessThanOrEqual(tolerance('f16'));
+    expect(maxAbsDifference(Array.from(expected.lse.data).filter((_, n) => n % 3 === 2), paged.lse.data)).toBeLessThanOrEqual(tolerance('f16'));
+  });
+});
+
 describe('the emulator catches bugs planted in the paged kernel', () => {
   const req = request(pagedCase(3, 8, 'f32', 95), 'f32', { splits: 2 });
   const plant = async (from: string, to: string): Promise<number> => {
@@ -260,7 +394,7 @@ describe('the emulator catches bugs planted in the paged kernel', () => {
 });
 
 describe('CUDA serving kernels under nvcc', () => {
-  it('compile for sm_80 and sm_90 with zero spills (Qwen2.5-1M DCA, bf16, d 128, pre-rotated cache); the native harness links them', async () => {
+  it('compile for sm_80 and sm_90 with zero spills (Qwen2.5-1M DCA, bf16, d 128, pre-rotated cache; paged and contiguous split-K); the native harness links them', async () => {
     const dir = await makeTempDir('dcagen-serving-nvcc-');
     temps.push(dir);
     const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 262144, localWindow: 8192 });
@@ -271,6 +405,10 @@ describe('CUDA serving kernels under nvcc', () => {
       const kernels = rows.filter((r) => r.arch === arch).map((r) => r.kernel);
       for (const name of ['paged::attention_kernel', 'paged::append_kernel', 'merge_kernel']) {
         expect(kernels.some((k) => k.includes(name)), `${arch} ${name}`).toBe(true);
+      }
+      // The split-K kernel in both K/V forms: the paged cache, and contiguous K/V (decode through *_launch).
+      for (const form of ['PagedKv', 'ContiguousKv']) {
+        expect(kernels.some((k) => k.includes('paged::attention_kernel') && k.includes(form)), `${arch} ${form}`).toBe(true);
       }
     }
     for (const r of rows) expect({ kernel: r.kernel, arch: r.arch, spills: r.spillStores + r.spillLoads }).toMatchObject({ spills: 0 });

@@ -4,13 +4,17 @@
 // DCAGEN_HEADER names the kernel's header and DCAGEN_PREFIX its function prefix.
 //
 // usage: harness q.bin k.bin v.bin out.bin lse.bin batch queries keys query_heads key_heads head_dim
-//                element_bytes rope_theta scale original_max_position repeats
-//   prints one line per timed repeat: "time_ms <milliseconds>"
+//                element_bytes rope_theta scale original_max_position repeats [splits]
+//   prints one line per timed repeat: "time_ms <milliseconds>". Serving sets run calls of at most 16
+//   queries with the split-K decode kernel (through *_launch, or *_decode when `splits` > 0 forces a
+//   count) and print "splits <n>" for them first.
 // With DCAGEN_SERVING (kernel sets that have the serving entry points), two more forms:
 //        harness paged q.bin k_cache.bin v_cache.bin block_table.bin seq_lens.bin out.bin lse.bin
 //                batch queries query_heads key_heads head_dim element_bytes num_blocks block_size
-//                max_blocks rope_theta scale original_max_position splits repeats
-//   (block_table and seq_lens int32; splits 0 lets the launcher choose) prints "splits <n>" and the times;
+//                max_blocks rope_theta scale original_max_position splits repeats [cu_seqlens_q.bin|-]
+//   (block_table, seq_lens and cu_seqlens_q int32; splits 0 lets the launcher choose; with cu_seqlens_q,
+//   q and out are packed (total_q, query_heads, head_dim), `queries` is the largest count and lse is
+//   (query_heads, total_q)) prints "splits <n>" and the times;
 //        harness append key.bin value.bin k_cache.bin v_cache.bin slot_mapping.bin positions.bin
 //                lengths.bin|- k_cache_out.bin v_cache_out.bin tokens key_heads head_dim element_bytes
 //                num_blocks block_size rope_theta original_max_position
@@ -75,7 +79,7 @@ static std::vector<int> ints(const std::vector<unsigned char>& bytes) {
 
 #ifdef DCAGEN_SERVING
 static int run_paged(int argc, char** argv) {
-  if (argc != 23) { std::fprintf(stderr, "harness: paged expects 21 arguments, got %d\n", argc - 2); return 2; }
+  if (argc != 23 && argc != 24) { std::fprintf(stderr, "harness: paged expects 21 or 22 arguments, got %d\n", argc - 2); return 2; }
   require_device();
   const int batch = std::atoi(argv[9]), queries = std::atoi(argv[10]), query_heads = std::atoi(argv[11]);
   const int key_heads = std::atoi(argv[12]), head_dim = std::atoi(argv[13]), element_bytes = std::atoi(argv[14]);
@@ -85,6 +89,9 @@ static int run_paged(int argc, char** argv) {
   const auto seq_lens = ints(read_file(argv[6]));
   int max_seq_len = 1;
   for (int n : seq_lens) max_seq_len = n > max_seq_len ? n : max_seq_len;
+  const bool packed = argc == 24 && std::strcmp(argv[23], "-") != 0;
+  const auto cu_seqlens_q = packed ? read_file(argv[23]) : std::vector<unsigned char>();
+  const long long rows = packed ? ints(cu_seqlens_q).back() : (long long)batch * queries;   // query rows, packed or not
 
   dcagen_paged_attention_params p;
   std::memset(&p, 0, sizeof p);
@@ -93,8 +100,9 @@ static int run_paged(int argc, char** argv) {
   p.v_cache = upload(read_file(argv[4]));
   p.block_table = (const int*)upload(read_file(argv[5]));
   p.seq_lens = (const int*)upload(read_file(argv[6]));
-  const size_t out_bytes = (size_t)batch * queries * query_heads * head_dim * element_bytes;
-  const size_t lse_bytes = (size_t)batch * query_heads * queries * 4;
+  p.cu_seqlens_q = packed ? (const int*)upload(cu_seqlens_q) : nullptr;
+  const size_t out_bytes = (size_t)rows * query_heads * head_dim * element_bytes;
+  const size_t lse_bytes = (size_t)rows * query_heads * 4;
   check(cudaMalloc(&p.out, out_bytes), "cudaMalloc out");
   check(cudaMalloc((void**)&p.lse, lse_bytes), "cudaMalloc lse");
   p.rope = (const float*)upload_floats(rope_table_for(FN(_max_position)(max_seq_len), theta));
@@ -181,7 +189,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "paged") == 0) return run_paged(argc, argv);
   if (argc > 1 && std::strcmp(argv[1], "append") == 0) return run_append(argc, argv);
 #endif
-  if (argc != 17) { std::fprintf(stderr, "harness: expected 16 arguments, got %d\n", argc - 1); return 2; }
+  if (argc != 17 && argc != 18) { std::fprintf(stderr, "harness: expected 16 or 17 arguments, got %d\n", argc - 1); return 2; }
   require_device();
   const int batch = std::atoi(argv[6]), queries = std::atoi(argv[7]), keys = std::atoi(argv[8]);
   const int query_heads = std::atoi(argv[9]), key_heads = std::atoi(argv[10]), head_dim = std::atoi(argv[11]);
@@ -210,14 +218,29 @@ int main(int argc, char** argv) {
   p.out_head_stride = p.q_head_stride; p.out_seq_stride = p.q_seq_stride; p.out_batch_stride = p.q_batch_stride;
   p.batch = batch; p.queries = queries; p.keys = keys; p.query_heads = query_heads; p.key_heads = key_heads;
   p.logit_scale = FN(_logit_scale)(keys, scale, original_max_position);
+  const int forced_splits = argc == 18 ? std::atoi(argv[17]) : 0;
+  // One launch: *_launch (which routes few-query calls to split-K decode), or *_decode with forced splits.
+  auto launch = [&]() -> int {
+#ifdef DCAGEN_SERVING
+    if (forced_splits > 0) return FN(_decode)(&p, forced_splits, nullptr, nullptr);
+#endif
+    return FN(_launch)(&p, nullptr);
+  };
+#ifdef DCAGEN_SERVING
+  const int decode_splits = FN(_decode_splits)(&p, forced_splits);
+  if (decode_splits < 0) { std::fprintf(stderr, "harness: the launcher refused the decode call (%d)\n", -decode_splits); return 1; }
+  if (decode_splits > 0) std::printf("splits %d\n", decode_splits);
+#else
+  if (forced_splits > 0) { std::fprintf(stderr, "harness: this kernel set does not split keys\n"); return 2; }
+#endif
 
   for (int r = 0; r < (repeats > 1 ? 1 : 0); ++r) {  // warm-up when timing
-    check((cudaError_t)FN(_launch)(&p, nullptr), "launch");
+    check((cudaError_t)launch(), "launch");
     check(cudaDeviceSynchronize(), "kernel");
   }
   for (int r = 0; r < (repeats < 1 ? 1 : repeats); ++r) {
     const auto start = std::chrono::steady_clock::now();
-    check((cudaError_t)FN(_launch)(&p, nullptr), "launch");
+    check((cudaError_t)launch(), "launch");
     check(cudaDeviceSynchronize(), "kernel");
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     std::printf("time_ms %.6f\n", ms);

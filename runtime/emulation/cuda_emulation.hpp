@@ -1216,6 +1216,9 @@ inline cudaError_t cudaMallocHost(T** p, size_t n) {
   return cudaMalloc(reinterpret_cast<void**>(p), n);
 }
 inline cudaError_t cudaFreeHost(void* p) { return cudaFree(p); }
+// Stream-ordered allocation: the emulator runs launches synchronously, so plain allocation suffices.
+inline cudaError_t cudaMallocAsync(void** p, size_t n, cudaStream_t) { return cudaMalloc(p, n); }
+inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
 inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
   return ::dcagen_emu::cuda::copy(dst, src, n, kind, "cudaMemcpy");
 }

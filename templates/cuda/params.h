@@ -42,6 +42,10 @@ typedef struct dcagen_paged_attention_params {
   int splits;               /* key splits: 0 chooses from the work and the GPU, n > 0 forces n */
   float softmax_scale;      /* <= 0: 1/sqrt(head_dim) */
   int original_max_position;  /* > 0: Qwen temperature s(n), n = seq_lens[b] (see the kernel file) */
+  const int* cu_seqlens_q;  /* varlen / chunked prefill: (batch + 1) int32, q packed (total_q, query_heads, head_dim) with
+                               sequence b owning rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1 (its last positions);
+                               `queries` is then the largest count, out is packed like q, lse (query_heads, total_q).
+                               NULL: fixed rows as above */
 } dcagen_paged_attention_params;
 
 /** New tokens into a paged KV cache (vLLM's reshape_and_cache): keys rotated once at their key position. */

@@ -1,12 +1,18 @@
-// ---- Serving: attention over a paged KV cache (DESIGN.md §5) ----
+// ---- Serving: attention over a paged KV cache, and split-K decode of any K/V (DESIGN.md §5) ----
 // k_cache and v_cache are (num_blocks, block_size, key_heads, HEAD_DIM); key j of sequence b sits
 // in physical block block_table[b][j / block_size], row j % block_size. Blocks may lie in any
 // physical order, sequences have their own lengths (seq_lens), and a chunk of the pattern need not
-// be a multiple of the block size: K/V rows are addressed one key at a time.
+// be a multiple of the block size: K/V rows are addressed one key at a time. The same kernel reads
+// contiguous K/V (batch, keys, key_heads, HEAD_DIM) too: K/V addressing is a compile-time form of it
+// (PagedKv, ContiguousKv below; the plan's KvLayout), so decode of either runs one kernel and one merge.
 namespace paged {
 
 using PagedAttentionParams = dcagen_paged_attention_params;
 using CacheAppendParams = dcagen_cache_append_params;
+
+// Calls with at most this many queries (decode, speculative decoding) run the split-K kernel,
+// paged or contiguous; the forward launcher (*_launch) routes contiguous ones here.
+constexpr int DECODE_MAX_QUERIES = 16;
 
 // Qwen's temperature s(n) = max(1, 0.1·ln(n / c_orig) + 1); 1 when original_max_position <= 0.
 __device__ __forceinline__ float qwen_factor(int n, int original_max_position) {
@@ -40,14 +46,71 @@ constexpr int PAGED_SMEM_FLOATS = TILE_KEYS * K_STRIDE + TILE_KEYS * HEAD_DIM + 
 // {{keysSummary}}
 constexpr bool PRE_ROTATED_KEYS = {{preRotatedKeys}};
 
-// How the launcher laid out a call (paged_layout on the host).
+// One call as the kernel sees it, whichever C ABI block it came from: queries, outputs, scratch.
+// Queries are fixed (batch, queries, query_heads, HEAD_DIM) or, with cu_seqlens_q, packed (varlen:
+// total_q rows, sequence b owning rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] − 1, `queries` the
+// largest count); out is laid out like q, lse (batch, query_heads, queries) or (query_heads, total_q).
+struct ServingCall {
+  const void* q;
+  void* out;
+  float* lse;
+  const float* rope;
+  void* workspace;                  // partials of the key splits (merge.cu's layout); NULL with one split
+  const int* cu_seqlens_q;          // (batch + 1) int32, or NULL: fixed query rows
+  long long q_batch_stride, q_seq_stride, q_head_stride;       // in elements; batch strides unused when packed
+  long long out_batch_stride, out_seq_stride, out_head_stride;
+  int batch, queries, query_heads, key_heads;
+  int original_max_position;        // > 0: Qwen's s(n) per sequence (paged); contiguous calls fold it into the scale
+};
+
+// ---- K/V addressing: the two compile-time forms of the kernel ----
+// locate(b, j) says where key j of sequence b lives (looked up once per key of a tile, kept in shared
+// memory); key_row / value_row then address its row of one KV head.
+
+// KvLayout 'paged': the vLLM / FlashInfer cache through the block table; each sequence its own length.
+struct PagedKv {
+  const storage_t* k;
+  const storage_t* v;
+  const int* block_table;           // (batch, block_table_stride) physical block of each logical block
+  const int* seq_lens;              // (batch,) keys of each sequence
+  long long k_block_stride, k_row_stride, k_head_stride;
+  long long v_block_stride, v_row_stride, v_head_stride;
+  long long block_table_stride;
+  int block_shift;                  // log2(block_size)
+  __device__ __forceinline__ int sequence_keys(int b) const { return seq_lens[b]; }
+  __device__ __forceinline__ int locate(int b, int j) const { return block_table[b * block_table_stride + (j >> block_shift)]; }
+  __device__ __forceinline__ const storage_t* key_row(int block, int j, int head) const {
+    return k + block * k_block_stride + (j & ((1 << block_shift) - 1)) * k_row_stride + head * k_head_stride;
+  }
+  __device__ __forceinline__ const storage_t* value_row(int block, int j, int head) const {
+    return v + block * v_block_stride + (j & ((1 << block_shift) - 1)) * v_row_stride + head * v_head_stride;
+  }
+};
+
+// KvLayout 'contiguous': k, v (batch, keys, key_heads, HEAD_DIM) by strides; every sequence has `keys` keys.
+struct ContiguousKv {
+  const storage_t* k;
+  const storage_t* v;
+  long long k_batch_stride, k_seq_stride, k_head_stride;
+  long long v_batch_stride, v_seq_stride, v_head_stride;
+  int keys;
+  __device__ __forceinline__ int sequence_keys(int) const { return keys; }
+  __device__ __forceinline__ int locate(int b, int) const { return b; }
+  __device__ __forceinline__ const storage_t* key_row(int b, int j, int head) const {
+    return k + b * k_batch_stride + (long long)j * k_seq_stride + head * k_head_stride;
+  }
+  __device__ __forceinline__ const storage_t* value_row(int b, int j, int head) const {
+    return v + b * v_batch_stride + (long long)j * v_seq_stride + head * v_head_stride;
+  }
+};
+
+// How the launcher laid out a call (serving_layout on the host).
 struct CallLayout {
   int splits;         // key splits per (row block, KV head, sequence)
   int split_keys;     // keys per split
   int query_block;    // queries per block
   int head_block;     // query heads (sharing one KV head) per block
   int head_blocks;    // blocks along one KV head's query heads
-  int block_shift;    // log2(block_size)
   float scale_log2;   // softmax scale × log2(e), before the sequence's Qwen factor
 };
 
@@ -56,11 +119,17 @@ struct CallLayout {
 struct BlockRows {
   int batch, kv_head, split;
   int first_head, first_query, block_queries, count;
+  int first_token;                // varlen: the packed row of the sequence's query 0; −1 for fixed rows
   int offset;                     // seq_len − queries: query q sits at position offset + q
   int row_first, row_last;        // first and last query position of the block's rows
   int split_first, split_last;    // the keys of this block's split
   __device__ __forceinline__ int head(int slot) const { return first_head + slot / block_queries; }
   __device__ __forceinline__ int query(int slot) const { return first_query + slot % block_queries; }
+  // Element offset of (query, head) in a tensor laid out like q (fixed or packed rows).
+  __device__ __forceinline__ long long at(int query, int head, long long batch_stride, long long seq_stride, long long head_stride) const {
+    return first_token >= 0 ? (long long)(first_token + query) * seq_stride + head * head_stride
+                            : batch * batch_stride + (long long)query * seq_stride + head * head_stride;
+  }
 };
 
 struct SoftmaxState {
@@ -83,8 +152,8 @@ __device__ __forceinline__ float warp_sum(float x) {
 
 // One region of the pass: rotate the block's queries at the region's positions, then walk the
 // region's keys in the block's split.
-template <class Region>
-__device__ __forceinline__ void visit_region(const PagedAttentionParams& p, const CallLayout& c, const BlockRows& rows, SoftmaxState& st,
+template <class Region, class Kv>
+__device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv, const BlockRows& rows, SoftmaxState& st,
                                              float* smem, float scale_log2) {
   const int key_begin = imax(Region::key_begin(rows.row_first), rows.split_first);
   const int key_end = imin(Region::key_end(rows.row_last), rows.split_last);
@@ -96,16 +165,14 @@ __device__ __forceinline__ void visit_region(const PagedAttentionParams& p, cons
   float* sv = sk + TILE_KEYS * K_STRIDE;             // [TILE_KEYS][HEAD_DIM] values
   float* sq = sv + TILE_KEYS * HEAD_DIM;             // [MAX_ROWS][HEAD_DIM] queries rotated for this region
   float* sp = sq + MAX_ROWS * HEAD_DIM;              // [MAX_ROWS][TILE_KEYS] the tile's probabilities
-  int* tile_blocks = (int*)(sp + MAX_ROWS * TILE_KEYS);  // [TILE_KEYS] cache block of each key, −1 past the range
+  int* tile_where = (int*)(sp + MAX_ROWS * TILE_KEYS);   // [TILE_KEYS] Kv::locate of each key, −1 past the range
   const float2* __restrict__ rope = (const float2*)p.rope;
-  const int block_mask = (1 << c.block_shift) - 1;
 
   __syncthreads();  // the previous region is done with sq
   for (int e = tid; e < rows.count * HEAD_DIM; e += PAGED_THREADS) {
     const int slot = e / HEAD_DIM;
     const int d = e % HEAD_DIM;
-    const storage_t* q_row = (const storage_t*)p.q + rows.batch * p.q_batch_stride + rows.head(slot) * p.q_head_stride +
-                             (long long)rows.query(slot) * p.q_seq_stride;
+    const storage_t* q_row = (const storage_t*)p.q + rows.at(rows.query(slot), rows.head(slot), p.q_batch_stride, p.q_seq_stride, p.q_head_stride);
     float y = to_float(q_row[d]);
     if (d < ROTARY_DIM) {
       const float2 cs = rope_cos_sin(rope, Region::query_position(rows.offset + rows.query(slot)), rope_pair(d));
@@ -118,22 +185,22 @@ __device__ __forceinline__ void visit_region(const PagedAttentionParams& p, cons
     __syncthreads();  // every warp is done with the previous tile, and sq is complete
     if (tid < TILE_KEYS) {
       const int j = key_tile + tid;
-      tile_blocks[tid] = j <= key_end ? p.block_table[rows.batch * p.block_table_stride + (j >> c.block_shift)] : -1;
+      tile_where[tid] = j <= key_end ? kv.locate(rows.batch, j) : -1;
     }
     __syncthreads();
-    // Gather the tile from the cache: consecutive threads read consecutive dims of one key row.
+    // Gather the tile: consecutive threads read consecutive dims of one key row.
     for (int e = tid; e < TILE_KEYS * HEAD_DIM; e += PAGED_THREADS) {
       const int jj = e / HEAD_DIM;
       const int d = e % HEAD_DIM;
       const int j = key_tile + jj;
-      const int block = tile_blocks[jj];
+      const int where = tile_where[jj];
       float k_value = 0.f;
       float v_value = 0.f;
-      if (block >= 0) {
-        const storage_t* k_row = (const storage_t*)p.k_cache + block * p.k_block_stride + (j & block_mask) * p.k_row_stride + rows.kv_head * p.k_head_stride;
+      if (where >= 0) {
+        const storage_t* k_row = kv.key_row(where, j, rows.kv_head);
         k_value = to_float(k_row[d]);
 {{rotateKey}}
-        v_value = to_float(((const storage_t*)p.v_cache)[block * p.v_block_stride + (j & block_mask) * p.v_row_stride + rows.kv_head * p.v_head_stride + d]);
+        v_value = to_float(kv.value_row(where, j, rows.kv_head)[d]);
       }
       sk[jj * K_STRIDE + d] = k_value;
       sv[jj * HEAD_DIM + d] = v_value;
@@ -198,8 +265,8 @@ __device__ __forceinline__ void visit_region(const PagedAttentionParams& p, cons
 
 // At least two blocks per multiprocessor: without a minimum, ptxas caps registers for occupancy the
 // shared memory does not allow anyway, and spills.
-template <class... Regions>
-__global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const PagedAttentionParams p, const CallLayout c) {
+template <class Kv, class... Regions>
+__global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const ServingCall p, const Kv kv, const CallLayout c) {
   DCAGEN_DYNAMIC_SMEM(float, smem);
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
@@ -211,10 +278,15 @@ __global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const Paged
   rows.split = blockIdx.x % c.splits;
   rows.first_head = rows.kv_head * group + head_block * c.head_block;
   rows.first_query = (blockIdx.x / c.splits) * c.query_block;
-  rows.block_queries = imin(c.query_block, p.queries - rows.first_query);
+  // This sequence's query rows: the call's `queries`, or (varlen) its own count, at most `queries`.
+  const bool packed = p.cu_seqlens_q != nullptr;
+  rows.first_token = packed ? p.cu_seqlens_q[rows.batch] : -1;
+  const int queries = packed ? p.cu_seqlens_q[rows.batch + 1] - rows.first_token : p.queries;
+  if (rows.first_query >= queries) return;   // varlen: fewer rows than the call's largest (uniform across the block)
+  rows.block_queries = imin(c.query_block, queries - rows.first_query);
   rows.count = rows.block_queries * imin(c.head_block, group - head_block * c.head_block);
-  const int seq_len = p.seq_lens[rows.batch];
-  rows.offset = seq_len - p.queries;   // queries are the last Sq positions of their sequence
+  const int seq_len = kv.sequence_keys(rows.batch);
+  rows.offset = seq_len - queries;   // queries are the last positions of their sequence
   rows.row_first = rows.offset + rows.first_query;
   rows.row_last = rows.row_first + rows.block_queries - 1;
   rows.split_first = rows.split * c.split_keys;
@@ -232,9 +304,10 @@ __global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const Paged
     for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] = 0.f;
   }
 
-  (visit_region<Regions>(p, c, rows, st, smem, scale_log2), ...);
+  (visit_region<Regions>(p, kv, rows, st, smem, scale_log2), ...);
 
-  // Each row's sum over the lanes; then out and lse (one split) or this split's partial.
+  // Each row's sum over the lanes; then out and lse (one split) or this split's partial. Partials
+  // use fixed (batch, query, head) slots even for packed rows; the merge places them.
   const long long all_rows = (long long)p.batch * p.queries * p.query_heads;
   #pragma unroll
   for (int x = 0; x < ROWS_PER_WARP; ++x) {
@@ -245,23 +318,30 @@ __global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const Paged
     const int query = rows.query(slot);
     const float inv = l > 0.f ? 1.f / l : 0.f;
     const float lse = l > 0.f ? (st.m[x] + log2f(l)) / LOG2E : MASKED_SCORE;
-    const long long lse_at = ((long long)rows.batch * p.query_heads + head) * p.queries + query;
     if (c.splits == 1) {
-      storage_t* out = (storage_t*)p.out + rows.batch * p.out_batch_stride + head * p.out_head_stride + (long long)query * p.out_seq_stride;
+      storage_t* out = (storage_t*)p.out + rows.at(query, head, p.out_batch_stride, p.out_seq_stride, p.out_head_stride);
       #pragma unroll
       for (int y = 0; y < DIMS_PER_LANE; ++y) {
         if (y * 32 + lane < HEAD_DIM) out[y * 32 + lane] = from_float<storage_t>(st.acc[x][y] * inv);
       }
+      // lse: (query_heads, total_q) for packed rows (total_q = cu_seqlens_q[batch]), else (batch, query_heads, queries).
+      const long long lse_at = packed ? (long long)head * p.cu_seqlens_q[p.batch] + rows.first_token + query
+                                      : ((long long)rows.batch * p.query_heads + head) * p.queries + query;
       if (lane == 0) p.lse[lse_at] = lse;
     } else {
+      const long long slot_lse = ((long long)rows.batch * p.query_heads + head) * p.queries + query;
       float* partial_out = (float*)p.workspace + (rows.split * all_rows + ((long long)rows.batch * p.queries + query) * p.query_heads + head) * HEAD_DIM;
       #pragma unroll
       for (int y = 0; y < DIMS_PER_LANE; ++y) {
         if (y * 32 + lane < HEAD_DIM) partial_out[y * 32 + lane] = st.acc[x][y] * inv;
       }
-      if (lane == 0) ((float*)p.workspace)[(long long)c.splits * all_rows * HEAD_DIM + rows.split * all_rows + lse_at] = lse;
+      if (lane == 0) ((float*)p.workspace)[(long long)c.splits * all_rows * HEAD_DIM + rows.split * all_rows + slot_lse] = lse;
     }
   }
 }
+
+// Host: lays out and launches a contiguous decode call (serving_launchers.cu); *_launch routes
+// calls of at most DECODE_MAX_QUERIES queries here. workspace NULL: scratch from the stream-ordered pool.
+__host__ int launch_contiguous(const AttentionParams& p, int splits, void* workspace, cudaStream_t stream);
 
 }  // namespace paged

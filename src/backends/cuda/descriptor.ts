@@ -11,8 +11,9 @@ export const cudaBackend: BackendDescriptor = {
   title: 'CUDA (nvcc; CPU emulation with --emulate)',
   dtypes: ['f32', 'bf16', 'f16'],
   verifyHeadDims: [64, 128, 72],
-  // Split-K decode runs for paged calls with few query rows; contiguous calls run the prefill kernel.
-  kinds: ['prefill', 'three-pass', 'paged', 'cache-append'],
+  // Calls with at most 16 query rows run the split-K decode kernel, paged or contiguous (K/V
+  // addressing is a compile-time form of it); packed rows (cu_seqlens_q) run it over the paged cache.
+  kinds: ['prefill', 'three-pass', 'decode', 'paged', 'varlen', 'cache-append'],
   splitsPrefill: false,
   kernelConfig: cudaKernelConfig,
   expressionLanguage: cFamily,

@@ -150,7 +150,9 @@ function renderServing(plan: KernelPlan, options: CudaKernelSetOptions): { devic
     `//   ${options.prefix}_append_to_cache(params, stream) writes new keys and values through slot_mapping, keys`,
     `//   rotated once at the pattern's key position; ${options.prefix}_paged_attention(params, stream) runs q`,
     `//   over the cache (block table, per-sequence lengths), splitting keys across blocks when the call is`,
-    `//   small (${options.prefix}_paged_splits, ${options.prefix}_paged_workspace_bytes).`,
+    `//   small (${options.prefix}_paged_splits, ${options.prefix}_paged_workspace_bytes); packed query rows of`,
+    `//   different counts per sequence with cu_seqlens_q (chunked prefill / varlen). ${options.prefix}_launch runs`,
+    `//   calls of at most 16 queries with the same split-K kernel over contiguous K/V (${options.prefix}_decode).`,
     ``,
   ].join('\n');
   return { device: `${device}\n`, host, abi };
@@ -178,6 +180,8 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
   let launchBody: string;
   if (options.variant === 'fused') {
     launchBody = [
+      `  // Few query rows (decode, speculative decoding): the split-K serving kernel over contiguous K/V.`,
+      `  if (p.queries <= paged::DECODE_MAX_QUERIES) return paged::launch_contiguous(p, 0, nullptr, stream);`,
       `  // One fused pass over the regions, in the plan's visit order.`,
       `  void (*kernel)(const AttentionParams) = attention_kernel<0, false, ${regionList.join(', ')}>;`,
       setAttr('kernel'),

@@ -30,6 +30,21 @@ export interface CudaRunOptions {
 
 export interface CudaRunResult extends AttentionOutput {
   readonly times: readonly number[];
+  /** Key splits of the split-K decode kernel, which runs calls of at most 16 queries; absent when the prefill kernel ran. */
+  readonly splits?: number;
+}
+
+/** Calls with at most this many queries run the split-K decode kernel (the launcher's DECODE_MAX_QUERIES). */
+export const CUDA_DECODE_MAX_QUERIES = 16;
+
+/** The split count a harness printed ("splits <n>"), if it printed one. */
+function harnessSplits(stdout: string | undefined): number | undefined {
+  const line = (stdout ?? '').split('\n').find((l) => l.startsWith('splits '));
+  return line === undefined ? undefined : Number(line.slice(7));
+}
+
+function checkSplits(splits: number | undefined): void {
+  if (splits !== undefined && (!Number.isInteger(splits) || splits < 1)) throw new UsageError(`--splits must be at least 1, got ${splits}`);
 }
 
 /** Whether this machine can run CUDA natively (an NVIDIA driver is present). */
@@ -82,19 +97,32 @@ export async function runCudaAttention(request: AttentionRequest, options: CudaR
     ...(request.rope.rotaryDim !== undefined ? { rotaryDim: request.rope.rotaryDim } : {}),
     preRotatedKeys: request.preRotatedKeys ?? false,
   });
-  let set: CudaKernelSet = emitCuda(request.pattern, config, { variant: options.variant ?? 'fused' });
+  const variant = options.variant ?? 'fused';
+  checkSplits(request.splits);
+  // Only fused sets carry the split-K decode kernel, and it runs calls of at most 16 queries.
+  if (request.splits !== undefined && (variant !== 'fused' || shape.queries > CUDA_DECODE_MAX_QUERIES)) {
+    throw new UsageError(`--splits: the cuda ${variant === 'fused' ? 'prefill' : 'three-pass'} kernel does not split keys across blocks (split-K decode runs fused calls of at most ${CUDA_DECODE_MAX_QUERIES} queries)`);
+  }
+  let set: CudaKernelSet = emitCuda(request.pattern, config, { variant });
   if (options.transformSource !== undefined) set = { ...set, source: options.transformSource(set.source) };
   const binary = await buildHarness(set, emulate);
   const elementBytes = request.dtype === 'f32' ? 4 : 2;
   const shapeArgs = [shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads, shape.headDim, elementBytes,
-    request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1].map(String);
-  return runHarness({
+    request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1, request.splits ?? 0].map(String);
+  let stdout: string | undefined;
+  const result = await runHarness({
     label: set.name,
     request,
     shape,
-    invoke: (files) => execa(binary, [...files, ...shapeArgs], { reject: false, all: true }),
+    invoke: async (files) => {
+      const run = await execa(binary, [...files, ...shapeArgs], { reject: false, all: true });
+      stdout = run.stdout;
+      return run;
+    },
     noDevice: 'no usable CUDA device; run the same kernel on the CPU emulation with --emulate',
   });
+  const splits = harnessSplits(stdout);
+  return splits === undefined ? result : { ...result, splits };
 }
 
 const NO_DEVICE = 'no usable CUDA device; run the same kernel on the CPU emulation with --emulate';
@@ -119,25 +147,53 @@ export interface CudaPagedRunResult extends AttentionOutput {
   readonly splits: number;
 }
 
+/** Checks cu_seqlens_q against the packed rows and the sequences' lengths; returns the largest query count. */
+function checkCuSeqlens(cu: Int32Array, rows: number, seqLens: ArrayLike<number>): number {
+  const batch = seqLens.length;
+  if (cu.length !== batch + 1) throw new ShapeError(`cu_seqlens_q must have ${batch + 1} entries (one more than the sequences), got ${cu.length}`);
+  if (cu[0] !== 0 || cu[batch] !== rows) throw new ShapeError(`cu_seqlens_q must run from 0 to the ${rows} packed query rows`);
+  let largest = 0;
+  for (let b = 0; b < batch; b++) {
+    const count = cu[b + 1]! - cu[b]!;
+    if (count < 0) throw new ShapeError(`cu_seqlens_q decreases at sequence ${b}`);
+    if (seqLens[b]! < count) throw new ShapeError(`sequence ${b} has ${seqLens[b]} keys, fewer than its ${count} queries`);
+    largest = Math.max(largest, count);
+  }
+  if (largest === 0) throw new ShapeError('cu_seqlens_q gives no sequence a query row');
+  return largest;
+}
+
 /**
  * Attention of q over a paged KV cache with the emitted paged kernel (split-K decode for few query
- * rows, the same kernel over more rows for paged prefill), natively or on the CPU emulation.
+ * rows, the same kernel over more rows for paged prefill; packed rows of different counts per
+ * sequence with cuSeqlensQ), natively or on the CPU emulation.
  */
 export async function runCudaPagedAttention(request: PagedAttentionRequest, options: CudaPagedRunOptions = {}): Promise<CudaPagedRunResult> {
   const emulate = request.emulate ?? false;
   await requireBackend(emulate);
   const cache = pagedCacheShape(request.kCache, request.vCache);
   const { q, layout } = request;
-  if (q.shape.length !== 4) throw new ShapeError(`q must have rank 4 (batch, Sq, Hq, D), got shape [${q.shape.join(', ')}]`);
-  const [batch, queries, queryHeads, headDim] = q.shape as [number, number, number, number];
-  if (batch !== layout.batch) throw new ShapeError(`q has batch ${batch} but the block table has ${layout.batch} rows`);
+  const packed = request.cuSeqlensQ;
+  if (packed !== undefined && q.shape.length !== 3) throw new ShapeError(`packed q must have rank 3 (total_q, Hq, D), got shape [${q.shape.join(', ')}]`);
+  if (packed === undefined && q.shape.length !== 4) throw new ShapeError(`q must have rank 4 (batch, Sq, Hq, D), got shape [${q.shape.join(', ')}]`);
+  const [queryHeads, headDim] = q.shape.slice(-2) as [number, number];
+  const batch = packed !== undefined ? packed.length - 1 : q.shape[0]!;
+  const rows = packed !== undefined ? q.shape[0]! : batch * q.shape[1]!;   // query rows of the call
+  if (batch !== layout.batch) throw new ShapeError(`q has ${batch} sequences but the block table has ${layout.batch} rows`);
   if (headDim !== cache.headDim) throw new ShapeError(`q has head dim ${headDim} but the cache has ${cache.headDim}`);
   if (queryHeads % cache.keyHeads !== 0) throw new ShapeError(`query heads (${queryHeads}) must be a multiple of the cache's key heads (${cache.keyHeads})`);
   if ((cache.blockSize & (cache.blockSize - 1)) !== 0) throw new ShapeError(`the cuda paged kernel takes cache blocks of a power-of-two size, got ${cache.blockSize}`);
-  for (let b = 0; b < batch; b++) {
-    if (layout.seqLens[b]! < queries) throw new ShapeError(`sequence ${b} has ${layout.seqLens[b]} keys, fewer than the ${queries} queries`);
+  // The launcher sizes its grid by the largest query count of a sequence (packed) or the call's Sq.
+  let queries: number;
+  if (packed !== undefined) {
+    queries = checkCuSeqlens(packed, rows, layout.seqLens);
+  } else {
+    queries = q.shape[1]!;
+    for (let b = 0; b < batch; b++) {
+      if (layout.seqLens[b]! < queries) throw new ShapeError(`sequence ${b} has ${layout.seqLens[b]} keys, fewer than the ${queries} queries`);
+    }
   }
-  if (request.splits !== undefined && (!Number.isInteger(request.splits) || request.splits < 1)) throw new UsageError(`--splits must be at least 1, got ${request.splits}`);
+  checkSplits(request.splits);
   const config = cudaKernelConfig({
     headDim,
     dtype: request.dtype,
@@ -157,19 +213,20 @@ export async function runCudaPagedAttention(request: PagedAttentionRequest, opti
       writeFile(file('vc.bin'), encodeStorage(request.vCache.data, request.dtype)),
       writeFile(file('bt.bin'), new Uint8Array(Int32Array.from(layout.blockTable).buffer)),
       writeFile(file('sl.bin'), new Uint8Array(Int32Array.from(layout.seqLens).buffer)),
+      ...(packed !== undefined ? [writeFile(file('cu.bin'), new Uint8Array(Int32Array.from(packed).buffer))] : []),
     ]);
     const args = ['paged', file('q.bin'), file('kc.bin'), file('vc.bin'), file('bt.bin'), file('sl.bin'), file('out.bin'), file('lse.bin'),
       ...[batch, queries, queryHeads, cache.keyHeads, headDim, request.dtype === 'f32' ? 4 : 2, cache.numBlocks, cache.blockSize, layout.maxBlocks,
-        request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, request.splits ?? 0, options.repeats ?? 1].map(String)];
+        request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, request.splits ?? 0, options.repeats ?? 1].map(String),
+      packed !== undefined ? file('cu.bin') : '-'];
     const env = emulate && options.schedule !== undefined ? { DCAGEN_EMU_SCHEDULE: options.schedule } : {};
     const result = await execa(binary, args, { reject: false, all: true, env });
     checkHarnessExit(result, `${set.name}${emulate ? ' (emulated)' : ''} paged attention`, NO_DEVICE);
-    const splitsLine = (result.stdout ?? '').split('\n').find((l) => l.startsWith('splits '));
     return {
-      out: { shape: [batch, queries, queryHeads, headDim], data: decodeStorage(await readFile(file('out.bin')), request.dtype) },
-      lse: { shape: [batch, queryHeads, queries], data: decodeStorage(await readFile(file('lse.bin')), 'f32') },
+      out: { shape: [...q.shape], data: decodeStorage(await readFile(file('out.bin')), request.dtype) },
+      lse: { shape: packed !== undefined ? [queryHeads, rows] : [batch, queryHeads, queries], data: decodeStorage(await readFile(file('lse.bin')), 'f32') },
       times: harnessTimes(result),
-      splits: Number(splitsLine?.slice(7) ?? NaN),
+      splits: harnessSplits(result.stdout) ?? NaN,
     };
   } finally {
     await rm(work, { recursive: true, force: true });
