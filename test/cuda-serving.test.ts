@@ -426,7 +426,7 @@ describe('CUDA serving kernels under nvcc', () => {
 });
 
 describe('the PyTorch module of a CUDA kernel set', () => {
-  it('offers append_to_cache and paged_attention (valid Python; the binding calls only functions the header declares)', async () => {
+  it('offers append_to_cache and paged_attention, fixed or packed (varlen) rows (valid Python; the binding calls only functions the header declares)', async () => {
     const dir = await makeTempDir('dcagen-serving-py-');
     temps.push(dir);
     const sets = [
@@ -438,6 +438,9 @@ describe('the PyTorch module of a CUDA kernel set', () => {
       const py = set.files.find((f) => f.name.endsWith('.py'))!;
       expect(py.contents).toContain('def append_to_cache(key, value, k_cache, v_cache, slot_mapping, positions, *,');
       expect(py.contents).toContain('def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *,');
+      // Chunked prefill / varlen: flash_attn_varlen_func's cu_seqlens_q and max_seqlen_q reach the C ABI.
+      expect(py.contents).toMatch(/def paged_attention\([^)]*cu_seqlens_q=None, max_seqlen_q=None\):/);
+      expect(py.contents).toContain('p.cu_seqlens_q = cu_seqlens_q.data_ptr<int>();');
       const called = py.contents.match(new RegExp(`${set.prefix}_[a-z_]+(?=\\()`, 'g')) ?? [];
       expect(new Set(called)).toEqual(new Set(['launch', 'paged_workspace_bytes', 'paged_attention', 'append_to_cache'].map((f) => `${set.prefix}_${f}`)));
       for (const name of called) expect(set.header, name).toContain(`${name}(`);

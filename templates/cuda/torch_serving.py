@@ -44,33 +44,55 @@ def append_to_cache(key, value, k_cache, v_cache, slot_mapping, positions, *, {{
 
 
 def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, {{keywordParams}}softmax_scale=None, num_splits=0,
-                    return_softmax_lse=False, max_seq_len=None, original_max_position=None, rope_theta=10000.0):
+                    return_softmax_lse=False, max_seq_len=None, original_max_position=None, rope_theta=10000.0,
+                    cu_seqlens_q=None, max_seqlen_q=None):
     """Attention of q over a paged KV cache (flash_attn_with_kvcache's names where they apply).
 
     q: (batch, Sq, Hq, {{headDim}}), the last Sq positions of every sequence; k_cache, v_cache: (num_blocks,
     block_size, Hk, {{headDim}}) with block_size a power of two; block_table: (batch, max_blocks) int32,
-    physical block of each logical block; seq_lens: (batch,) int32, keys of each sequence (>= Sq).
+    physical block of each logical block; seq_lens: (batch,) int32, keys of each sequence (>= its queries).
     Keys in the cache are {{cacheKeys}}. num_splits: 0 lets the
     launcher split keys across thread blocks from the work, n > 0 forces n. max_seq_len: an upper bound
     of seq_lens (default block_table.size(1) * block_size, which needs no device read). With
     original_max_position, logits get Qwen's temperature s(n) per sequence, n = seq_lens[b]{{qwenNote}}.
     Returns out like q, and lse (batch, Hq, Sq) float32 when return_softmax_lse.
+
+    Chunked prefill / varlen (flash_attn_varlen_func's convention): cu_seqlens_q (batch + 1,) int32 packs q
+    as (total_q, Hq, {{headDim}}), sequence b owning rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1, its last
+    positions; max_seqlen_q is the largest count (default: read from cu_seqlens_q, a device sync). out is
+    packed like q, lse (Hq, total_q).
     """
 {{paramChecks}}
-    if q.dim() != 4 or q.size(-1) != HEAD_DIM or q.dtype != DTYPE or not q.is_cuda or q.stride(-1) != 1:
-        raise ValueError(f"q must be a 4-d {DTYPE} CUDA tensor with head dim {HEAD_DIM}, got {tuple(q.shape)} {q.dtype}")
+    packed = cu_seqlens_q is not None
+    rank = 3 if packed else 4
+    if q.dim() != rank or q.size(-1) != HEAD_DIM or q.dtype != DTYPE or not q.is_cuda or q.stride(-1) != 1:
+        shape = "(total_q, Hq, D)" if packed else "(batch, Sq, Hq, D)"
+        raise ValueError(f"q must be a {shape} {DTYPE} CUDA tensor with head dim {HEAD_DIM}, got {tuple(q.shape)} {q.dtype}")
     _check_cache("k_cache", k_cache)
     _check_cache("v_cache", v_cache)
     block_size = k_cache.size(1)
-    if k_cache.shape != v_cache.shape or q.size(2) % k_cache.size(2) != 0 or block_size & (block_size - 1) != 0:
+    if k_cache.shape != v_cache.shape or q.size(-2) % k_cache.size(2) != 0 or block_size & (block_size - 1) != 0:
         raise ValueError(f"incompatible shapes q {tuple(q.shape)}, k_cache {tuple(k_cache.shape)}, v_cache {tuple(v_cache.shape)} (block_size must be a power of two)")
     block_table = block_table.to(device=q.device, dtype=torch.int32)
     seq_lens = seq_lens.to(device=q.device, dtype=torch.int32).contiguous()
-    if block_table.dim() != 2 or block_table.size(0) != q.size(0) or block_table.stride(-1) != 1 or seq_lens.numel() != q.size(0):
+    batch = block_table.size(0)
+    if block_table.dim() != 2 or (not packed and batch != q.size(0)) or block_table.stride(-1) != 1 or seq_lens.numel() != batch:
         raise ValueError(f"block_table must be (batch, max_blocks) and seq_lens (batch,), got {tuple(block_table.shape)} and {tuple(seq_lens.shape)}")
+    if packed:
+        cu_seqlens_q = cu_seqlens_q.to(device=q.device, dtype=torch.int32).contiguous()
+        if cu_seqlens_q.numel() != batch + 1:
+            raise ValueError(f"cu_seqlens_q must have batch + 1 = {batch + 1} entries, got {cu_seqlens_q.numel()}")
+        if max_seqlen_q is None:
+            max_seqlen_q = int((cu_seqlens_q[1:] - cu_seqlens_q[:-1]).max())
+        if max_seqlen_q < 1:
+            raise ValueError("max_seqlen_q must be at least 1")
+    else:
+        cu_seqlens_q = torch.empty(0, dtype=torch.int32, device=q.device)
+        max_seqlen_q = 0
     if max_seq_len is None:
         max_seq_len = block_table.size(1) * block_size
     max_position = POSITION_LIMIT if POSITION_LIMIT is not None else max_seq_len - 1
     out, lse = _build().paged(q, k_cache, v_cache, block_table, seq_lens, rope_table(rope_theta, max_position, q.device),
-                              int(max_seq_len), int(num_splits), float(softmax_scale or 0.0), int(original_max_position or 0))
+                              int(max_seq_len), int(num_splits), float(softmax_scale or 0.0), int(original_max_position or 0),
+                              cu_seqlens_q, int(max_seqlen_q))
     return (out, lse) if return_softmax_lse else out

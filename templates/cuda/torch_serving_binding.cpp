@@ -1,18 +1,29 @@
+// cu_seqlens_q empty: q is (batch, Sq, Hq, D); else (varlen) q is packed (total_q, Hq, D), max_seqlen_q its largest count.
 std::vector<torch::Tensor> paged(torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor block_table,
                                  torch::Tensor seq_lens, torch::Tensor rope, int64_t max_seq_len, int64_t num_splits,
-                                 double softmax_scale, int64_t original_max_position) {
+                                 double softmax_scale, int64_t original_max_position, torch::Tensor cu_seqlens_q, int64_t max_seqlen_q) {
+  const bool packed = cu_seqlens_q.numel() > 0;
   auto out = torch::empty_like(q);
-  auto lse = torch::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(torch::kFloat32));
+  auto lse = packed ? torch::empty({q.size(1), q.size(0)}, q.options().dtype(torch::kFloat32))
+                    : torch::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(torch::kFloat32));
   dcagen_paged_attention_params p = {};
   p.q = q.data_ptr(); p.k_cache = k_cache.data_ptr(); p.v_cache = v_cache.data_ptr();
   p.block_table = block_table.data_ptr<int>(); p.seq_lens = seq_lens.data_ptr<int>();
   p.out = out.data_ptr(); p.lse = lse.data_ptr<float>(); p.rope = rope.data_ptr<float>();
-  p.q_batch_stride = q.stride(0); p.q_seq_stride = q.stride(1); p.q_head_stride = q.stride(2);
+  if (packed) {   // rows are tokens: no batch stride
+    p.cu_seqlens_q = cu_seqlens_q.data_ptr<int>();
+    p.q_seq_stride = q.stride(0); p.q_head_stride = q.stride(1);
+    p.out_seq_stride = out.stride(0); p.out_head_stride = out.stride(1);
+    p.batch = (int)seq_lens.numel(); p.queries = (int)max_seqlen_q; p.query_heads = q.size(1);
+  } else {
+    p.q_batch_stride = q.stride(0); p.q_seq_stride = q.stride(1); p.q_head_stride = q.stride(2);
+    p.out_batch_stride = out.stride(0); p.out_seq_stride = out.stride(1); p.out_head_stride = out.stride(2);
+    p.batch = q.size(0); p.queries = q.size(1); p.query_heads = q.size(2);
+  }
   p.k_block_stride = k_cache.stride(0); p.k_row_stride = k_cache.stride(1); p.k_head_stride = k_cache.stride(2);
   p.v_block_stride = v_cache.stride(0); p.v_row_stride = v_cache.stride(1); p.v_head_stride = v_cache.stride(2);
-  p.out_batch_stride = out.stride(0); p.out_seq_stride = out.stride(1); p.out_head_stride = out.stride(2);
   p.block_table_stride = block_table.stride(0);
-  p.batch = q.size(0); p.queries = q.size(1); p.query_heads = q.size(2); p.key_heads = k_cache.size(2);
+  p.key_heads = k_cache.size(2);
   p.block_size = k_cache.size(1); p.max_seq_len = (int)max_seq_len; p.splits = (int)num_splits;
   p.softmax_scale = (float)softmax_scale; p.original_max_position = (int)original_max_position;
   const long long bytes = {{prefix}}_paged_workspace_bytes(&p);
