@@ -15,3 +15,4 @@ for tool in memcheck racecheck; do
   compute-sanitizer --tool "$tool" --target-processes all python3 bench/cuda_h200.py --sanitize 2>&1 | tail -5
 done
 python3 bench/cuda_h200.py | tee "$report"
+python3 bench/cuda_h200_decode.py | tee -a "$report"   # serving: decode bandwidth, paged vs contiguous prefill (bench/prepare-cuda-decode.mjs)

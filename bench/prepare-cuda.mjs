@@ -46,3 +46,4 @@ for (const [n, c] of verifyCases(12, 11, { dtypes: ['bf16', 'f16', 'f32'], headD
 }
 await writeFile(join(out, 'manifest.json'), JSON.stringify({ bench, cases }, null, 2));
 console.log(`prepared ${cases.length} verification cases and ${Object.keys(bench).length} benchmark kernels in ${out}`);
+await import('./prepare-cuda-decode.mjs');   // the serving kernels of bench/cuda_h200_decode.py
