@@ -226,6 +226,25 @@ describe('CUDA paged attention (emulated) against the reference', () => {
     }
   });
 
+  it('gathers K/V element by element where rows are not whole 16-byte pieces (f16, d 36): paged and contiguous decode, raw keys', async () => {
+    // 36 f16 elements are 72 bytes: the kernel compiles only its element-wise gather (and rotation on load).
+    const d36 = 36;
+    const fixture = allocatePagedCache(LENS, 16, HK, d36, 401);
+    const ks = LENS.map((n, b) => ({ shape: [1, n, HK, d36], data: roundArray('f16', randomTensor([1, n, HK, d36], 402 + b).data) }));
+    const vs = LENS.map((n, b) => randomTensor([1, n, HK, d36], 404 + b));
+    const req: PagedAttentionRequest = {
+      q: randomTensor([LENS.length, 3, HQ, d36], 406), kCache: fillPagedCache(fixture, ks), vCache: fillPagedCache(fixture, vs),
+      layout: fixture.layout, pattern: dca, rope, dtype: 'f16', emulate: true, splits: 2,
+    };
+    const e = await pagedError(req);
+    expect(e.out).toBeLessThanOrEqual(tolerance('f16'));
+    expect(e.lse).toBeLessThanOrEqual(tolerance('f16'));
+    const q = randomTensor([1, 3, HQ, d36], 407);
+    const got = await runCudaAttention({ q, k: ks[1]!, v: vs[1]!, pattern: dca, rope, dtype: 'f16', emulate: true, splits: 2 });
+    const expected = referenceAttention(q, ks[1]!, vs[1]!, { pattern: dca, rope, dtype: 'f16' });
+    expect(maxAbsDifference(expected.out.data, got.out.data)).toBeLessThanOrEqual(tolerance('f16'));
+  });
+
   it('is independent of the order the emulator runs threads in (forward, reverse, shuffle)', async () => {
     const req = request(pagedCase(3, 8, 'f32', 91), 'f32', { splits: 2 });
     for (const schedule of ['forward', 'reverse', 'shuffle'] as const) {
@@ -386,6 +405,10 @@ describe('the emulator catches bugs planted in the paged kernel', () => {
 
   it('a missing barrier between gathering a K/V tile and scoring it', async () => {
     expect(await plant('    __syncthreads();\n\n    // Scores: lane = key', '\n    // Scores: lane = key')).toBeGreaterThan(1e-2);
+  });
+
+  it('a missing barrier between staging raw keys and rotating them in shared memory', async () => {
+    expect(await plant('__syncthreads();\n        for (int e = tid; e < TILE_KEYS * ROPE_PAIRS;', 'for (int e = tid; e < TILE_KEYS * ROPE_PAIRS;')).toBeGreaterThan(1e-2);
   });
 
   it('keys past the end of the region or split left unmasked in the last tile', async () => {

@@ -41,6 +41,9 @@ constexpr int ROWS_PER_WARP = {{rowsPerWarp}};                     // rows each 
 constexpr int MAX_ROWS = PAGED_WARPS * ROWS_PER_WARP;    // rows (query head × query) per block
 constexpr int DIMS_PER_LANE = (HEAD_DIM + 31) / 32;      // output dims each lane accumulates per row
 constexpr int K_STRIDE = HEAD_DIM + 4;                   // padded key row: 32 lanes' float4 reads hit distinct banks
+constexpr int GATHER_VEC = 16 / (int)sizeof(storage_t);   // storage elements per 16-byte load: 8 (bf16, f16) or 4 (f32)
+constexpr bool VECTOR_GATHER = HEAD_DIM % GATHER_VEC == 0;  // whole 16-byte pieces per key row
+constexpr int GATHER_LOADS = (TILE_KEYS * HEAD_DIM / GATHER_VEC + PAGED_THREADS - 1) / PAGED_THREADS;   // 16-byte loads per thread per tile, of K and of V
 // Shared memory (floats): key tile, value tile, rotated queries, the tile's probabilities, the tile's cache blocks.
 constexpr int PAGED_SMEM_FLOATS = TILE_KEYS * K_STRIDE + TILE_KEYS * HEAD_DIM + MAX_ROWS * HEAD_DIM + MAX_ROWS * TILE_KEYS + TILE_KEYS;
 // {{keysSummary}}
@@ -85,6 +88,10 @@ struct PagedKv {
   __device__ __forceinline__ const storage_t* value_row(int block, int j, int head) const {
     return v + block * v_block_stride + (j & ((1 << block_shift) - 1)) * v_row_stride + head * v_head_stride;
   }
+  // Whether every row starts on a 16-byte boundary (the vector gather's requirement).
+  __host__ bool aligned() const {
+    return (uintptr_t)k % 16 == 0 && (uintptr_t)v % 16 == 0 && (k_block_stride | k_row_stride | k_head_stride | v_block_stride | v_row_stride | v_head_stride) % GATHER_VEC == 0;
+  }
 };
 
 // KvLayout 'contiguous': k, v (batch, keys, key_heads, HEAD_DIM) by strides; every sequence has `keys` keys.
@@ -102,6 +109,9 @@ struct ContiguousKv {
   __device__ __forceinline__ const storage_t* value_row(int b, int j, int head) const {
     return v + b * v_batch_stride + (long long)j * v_seq_stride + head * v_head_stride;
   }
+  __host__ bool aligned() const {
+    return (uintptr_t)k % 16 == 0 && (uintptr_t)v % 16 == 0 && (k_batch_stride | k_seq_stride | k_head_stride | v_batch_stride | v_seq_stride | v_head_stride) % GATHER_VEC == 0;
+  }
 };
 
 // How the launcher laid out a call (serving_layout on the host).
@@ -111,6 +121,7 @@ struct CallLayout {
   int query_block;    // queries per block
   int head_block;     // query heads (sharing one KV head) per block
   int head_blocks;    // blocks along one KV head's query heads
+  int vector_kv;      // K/V rows are 16-byte aligned (pointers and strides): gather them 16 bytes at a time
   float scale_log2;   // softmax scale × log2(e), before the sequence's Qwen factor
 };
 
@@ -153,7 +164,7 @@ __device__ __forceinline__ float warp_sum(float x) {
 // One region of the pass: rotate the block's queries at the region's positions, then walk the
 // region's keys in the block's split.
 template <class Region, class Kv>
-__device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv, const BlockRows& rows, SoftmaxState& st,
+__device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv, const CallLayout& c, const BlockRows& rows, SoftmaxState& st,
                                              float* smem, float scale_log2) {
   const int key_begin = imax(Region::key_begin(rows.row_first), rows.split_first);
   const int key_end = imin(Region::key_end(rows.row_last), rows.split_last);
@@ -188,22 +199,72 @@ __device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv,
       tile_where[tid] = j <= key_end ? kv.locate(rows.batch, j) : -1;
     }
     __syncthreads();
-    // Gather the tile: consecutive threads read consecutive dims of one key row.
-    for (int e = tid; e < TILE_KEYS * HEAD_DIM; e += PAGED_THREADS) {
-      const int jj = e / HEAD_DIM;
-      const int d = e % HEAD_DIM;
-      const int j = key_tile + jj;
-      const int where = tile_where[jj];
-      float k_value = 0.f;
-      float v_value = 0.f;
-      if (where >= 0) {
-        const storage_t* k_row = kv.key_row(where, j, rows.kv_head);
-        k_value = to_float(k_row[d]);
-{{rotateKey}}
-        v_value = to_float(kv.value_row(where, j, rows.kv_head)[d]);
+    if (VECTOR_GATHER && c.vector_kv) {
+      // Gather the tile 16 bytes at a time: every load of the tile is issued before the first is
+      // used, so a thread keeps GATHER_LOADS of K and of V in flight (decode is bound by this read).
+      uint4 k_raw[GATHER_LOADS];
+      uint4 v_raw[GATHER_LOADS];
+      #pragma unroll
+      for (int u = 0; u < GATHER_LOADS; ++u) {
+        const int e = tid + u * PAGED_THREADS;         // 16-byte piece of the tile: key jj, dims d .. d + GATHER_VEC − 1
+        const int jj = e / (HEAD_DIM / GATHER_VEC);
+        const int d = e % (HEAD_DIM / GATHER_VEC) * GATHER_VEC;
+        k_raw[u] = make_uint4(0u, 0u, 0u, 0u);
+        v_raw[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (e < TILE_KEYS * HEAD_DIM / GATHER_VEC && tile_where[jj] >= 0) {
+          k_raw[u] = *reinterpret_cast<const uint4*>(kv.key_row(tile_where[jj], key_tile + jj, rows.kv_head) + d);
+          v_raw[u] = *reinterpret_cast<const uint4*>(kv.value_row(tile_where[jj], key_tile + jj, rows.kv_head) + d);
+        }
       }
-      sk[jj * K_STRIDE + d] = k_value;
-      sv[jj * HEAD_DIM + d] = v_value;
+      #pragma unroll
+      for (int u = 0; u < GATHER_LOADS; ++u) {
+        const int e = tid + u * PAGED_THREADS;
+        if (e >= TILE_KEYS * HEAD_DIM / GATHER_VEC) continue;
+        const int jj = e / (HEAD_DIM / GATHER_VEC);
+        const int d = e % (HEAD_DIM / GATHER_VEC) * GATHER_VEC;
+        const storage_t* k_elements = reinterpret_cast<const storage_t*>(&k_raw[u]);
+        const storage_t* v_elements = reinterpret_cast<const storage_t*>(&v_raw[u]);
+        #pragma unroll
+        for (int x = 0; x < GATHER_VEC; ++x) {
+          sk[jj * K_STRIDE + d + x] = to_float(k_elements[x]);
+          sv[jj * HEAD_DIM + d + x] = to_float(v_elements[x]);
+        }
+      }
+      if (!PRE_ROTATED_KEYS) {
+        // Raw keys: rotate each staged (d, partner) pair at the region's key position, in shared memory.
+        __syncthreads();
+        for (int e = tid; e < TILE_KEYS * ROPE_PAIRS; e += PAGED_THREADS) {
+          const int jj = e / ROPE_PAIRS;
+          const int pair = e % ROPE_PAIRS;
+          if (tile_where[jj] < 0) continue;
+          const float2 cs = rope_cos_sin(rope, Region::key_position(key_tile + jj), pair);
+          float* k_staged = sk + jj * K_STRIDE;
+          const int d = rope_first(pair);
+          const float x = k_staged[d];
+          const float y = k_staged[rope_partner(d)];
+          k_staged[d] = x * cs.x + rope_sign(d) * y * cs.y;
+          k_staged[rope_partner(d)] = y * cs.x + rope_sign(rope_partner(d)) * x * cs.y;
+        }
+      }
+    } else {
+      // Gather the tile element by element (rows not 16-byte aligned): consecutive threads read
+      // consecutive dims of one key row.
+      for (int e = tid; e < TILE_KEYS * HEAD_DIM; e += PAGED_THREADS) {
+        const int jj = e / HEAD_DIM;
+        const int d = e % HEAD_DIM;
+        const int j = key_tile + jj;
+        const int where = tile_where[jj];
+        float k_value = 0.f;
+        float v_value = 0.f;
+        if (where >= 0) {
+          const storage_t* k_row = kv.key_row(where, j, rows.kv_head);
+          k_value = to_float(k_row[d]);
+{{rotateKey}}
+          v_value = to_float(kv.value_row(where, j, rows.kv_head)[d]);
+        }
+        sk[jj * K_STRIDE + d] = k_value;
+        sv[jj * HEAD_DIM + d] = v_value;
+      }
     }
     __syncthreads();
 
@@ -304,7 +365,7 @@ __global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const Servi
     for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] = 0.f;
   }
 
-  (visit_region<Regions>(p, kv, rows, st, smem, scale_log2), ...);
+  (visit_region<Regions>(p, kv, c, rows, st, smem, scale_log2), ...);
 
   // Each row's sum over the lanes; then out and lse (one split) or this split's partial. Partials
   // use fixed (batch, query, head) slots even for packed rows; the merge places them.

@@ -5,7 +5,9 @@ namespace paged {
 
 // Work-based split choice (flash-decoding): a call with fewer blocks than TARGET_BLOCKS_PER_SM per
 // multiprocessor splits its keys until it has about that many, never below MIN_SPLIT_KEYS keys each.
-constexpr int TARGET_BLOCKS_PER_SM = 2;
+// Four blocks of PAGED_SMEM_FLOATS fit one multiprocessor's shared memory; decode needs them all
+// resident to keep enough K/V loads in flight.
+constexpr int TARGET_BLOCKS_PER_SM = 4;
 constexpr int MIN_SPLIT_KEYS = 512;
 
 __host__ inline bool power_of_two(int x) { return x > 0 && (x & (x - 1)) == 0; }
@@ -80,10 +82,12 @@ __host__ int launch_split_k(ServingCall call, const Kv& kv, const CallLayout& c,
     if (status != cudaSuccess) return (int)status;
     call.workspace = pooled;
   }
+  CallLayout layout = c;
+  layout.vector_kv = kv.aligned() ? 1 : 0;
   // The regions in the plan's visit order, as in the fused prefill kernel.
   void (*kernel)(const ServingCall, const Kv, const CallLayout) = attention_kernel<Kv, {{regionList}}>;
   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
-  DCAGEN_LAUNCH(kernel, grid, dim3(PAGED_THREADS), smem_bytes, stream)(call, kv, c);
+  DCAGEN_LAUNCH(kernel, grid, dim3(PAGED_THREADS), smem_bytes, stream)(call, kv, layout);
   if (c.splits > 1) {
     launch_merge((const float*)call.workspace, c.splits, call.out, call.lse, call.out_batch_stride, call.out_seq_stride, call.out_head_stride,
                  call.batch, call.queries, call.query_heads, stream, call.cu_seqlens_q);

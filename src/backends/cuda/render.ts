@@ -136,7 +136,8 @@ function renderServing(plan: KernelPlan, options: CudaKernelSetOptions): { devic
     rowsPerWarp: pagedRowsPerWarp(plan.config.headDim),
     keysSummary,
     preRotatedKeys: plan.config.preRotatedKeys ? 'true' : 'false',
-    rotateKey: rotateKeyOnLoad(plan),
+    // The element-wise gather sits one level deeper than the SIMT skeleton's.
+    rotateKey: rotateKeyOnLoad(plan).replace(/^(?=.)/gm, '  '),
   });
   const host = renderTemplate('cuda', 'serving_launchers.cu', {
     namespace: options.prefix,
