@@ -477,6 +477,33 @@ describe('the PyTorch module of a CUDA kernel set', () => {
   });
 });
 
+describe('dcagen run --backend cuda --emulate --splits on contiguous keys (split-K decode)', () => {
+  it('matches the reference backend for Sq 3 in 3 splits; --splits on a prefill-sized call is one line, exit 2', async () => {
+    const dir = await makeTempDir('dcagen-cuda-decode-');
+    temps.push(dir);
+    const at = (name: string): string => join(dir, name);
+    const f32 = (t: Tensor<Float64Array>): Tensor => ({ shape: t.shape, data: Float64Array.from(t.data, Math.fround) });
+    await Promise.all([
+      writeFile(at('q.npy'), encodeNpy(f32(randomTensor([1, 3, HQ, D], 501)))),
+      writeFile(at('q20.npy'), encodeNpy(f32(randomTensor([1, 20, HQ, D], 502)))),
+      writeFile(at('k.npy'), encodeNpy(f32(randomTensor([1, 90, HK, D], 503)))),
+      writeFile(at('v.npy'), encodeNpy(f32(randomTensor([1, 90, HK, D], 504)))),
+    ]);
+    const common = ['--pattern', 'dca', '--chunk-size', '40', '--local-window', '9', '--k', at('k.npy'), '--v', at('v.npy')];
+    for (const [backend, extra] of [['cuda', ['--emulate', '--splits', '3']], ['reference', []]] as const) {
+      const r = await dcagen(['run', '--backend', backend, ...extra, ...common, '--q', at('q.npy'), '--out', at(`${backend}.npy`), '--lse', at(`${backend}-lse.npy`)]);
+      expect(r.exitCode, r.stderr).toBe(0);
+    }
+    const read = async (name: string): Promise<Float64Array> => decodeNpy(await readFile(at(`${name}.npy`))).data as Float64Array;
+    expect(maxAbsDifference(await read('reference'), await read('cuda'))).toBeLessThanOrEqual(2e-4);
+    expect(maxAbsDifference(await read('reference-lse'), await read('cuda-lse'))).toBeLessThanOrEqual(2e-4);
+    expectBadInput(
+      await dcagen(['run', '--backend', 'cuda', '--emulate', '--splits', '3', ...common, '--q', at('q20.npy'), '--out', at('bad.npy')]),
+      /--splits: the cuda prefill kernel does not split keys across blocks/,
+    );
+  });
+});
+
 describe('dcagen run --backend cuda --emulate over a paged cache', () => {
   it('matches the reference backend on the same files, and refuses an out-of-range block table with one line, exit 2', async () => {
     const dir = await makeTempDir('dcagen-cuda-serving-');
