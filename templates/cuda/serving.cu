@@ -36,6 +36,7 @@ __device__ __forceinline__ float qwen_factor(int n, int original_max_position) {
 // partials that merge_kernel combines (the same partial layout as the three-pass baseline).
 constexpr int PAGED_WARPS = 4;
 constexpr int PAGED_THREADS = 32 * PAGED_WARPS;
+constexpr int MIN_RESIDENT_BLOCKS = 3;                   // blocks per multiprocessor the register budget allows
 constexpr int TILE_KEYS = 32;                            // keys per K/V tile: one per lane when scoring
 constexpr int ROWS_PER_WARP = {{rowsPerWarp}};                     // rows each warp scores (slots warp, warp + PAGED_WARPS, …)
 constexpr int MAX_ROWS = PAGED_WARPS * ROWS_PER_WARP;    // rows (query head × query) per block
@@ -44,6 +45,7 @@ constexpr int K_STRIDE = HEAD_DIM + 4;                   // padded key row: 32 l
 constexpr int GATHER_VEC = 16 / (int)sizeof(storage_t);   // storage elements per 16-byte load: 8 (bf16, f16) or 4 (f32)
 constexpr bool VECTOR_GATHER = HEAD_DIM % GATHER_VEC == 0;  // whole 16-byte pieces per key row
 constexpr int GATHER_LOADS = (TILE_KEYS * HEAD_DIM / GATHER_VEC + PAGED_THREADS - 1) / PAGED_THREADS;   // 16-byte loads per thread per tile, of K and of V
+constexpr int GATHER_BATCH = GATHER_LOADS < 4 ? GATHER_LOADS : 4;   // of them in flight at once: 128 bytes per thread, within the register budget
 // Shared memory (floats): key tile, value tile, rotated queries, the tile's probabilities, the tile's cache blocks.
 constexpr int PAGED_SMEM_FLOATS = TILE_KEYS * K_STRIDE + TILE_KEYS * HEAD_DIM + MAX_ROWS * HEAD_DIM + MAX_ROWS * TILE_KEYS + TILE_KEYS;
 // {{keysSummary}}
@@ -200,34 +202,37 @@ __device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv,
     }
     __syncthreads();
     if (VECTOR_GATHER && c.vector_kv) {
-      // Gather the tile 16 bytes at a time: every load of the tile is issued before the first is
-      // used, so a thread keeps GATHER_LOADS of K and of V in flight (decode is bound by this read).
-      uint4 k_raw[GATHER_LOADS];
-      uint4 v_raw[GATHER_LOADS];
-      #pragma unroll
-      for (int u = 0; u < GATHER_LOADS; ++u) {
-        const int e = tid + u * PAGED_THREADS;         // 16-byte piece of the tile: key jj, dims d .. d + GATHER_VEC − 1
-        const int jj = e / (HEAD_DIM / GATHER_VEC);
-        const int d = e % (HEAD_DIM / GATHER_VEC) * GATHER_VEC;
-        k_raw[u] = make_uint4(0u, 0u, 0u, 0u);
-        v_raw[u] = make_uint4(0u, 0u, 0u, 0u);
-        if (e < TILE_KEYS * HEAD_DIM / GATHER_VEC && tile_where[jj] >= 0) {
-          k_raw[u] = *reinterpret_cast<const uint4*>(kv.key_row(tile_where[jj], key_tile + jj, rows.kv_head) + d);
-          v_raw[u] = *reinterpret_cast<const uint4*>(kv.value_row(tile_where[jj], key_tile + jj, rows.kv_head) + d);
-        }
-      }
-      #pragma unroll
-      for (int u = 0; u < GATHER_LOADS; ++u) {
-        const int e = tid + u * PAGED_THREADS;
-        if (e >= TILE_KEYS * HEAD_DIM / GATHER_VEC) continue;
-        const int jj = e / (HEAD_DIM / GATHER_VEC);
-        const int d = e % (HEAD_DIM / GATHER_VEC) * GATHER_VEC;
-        const storage_t* k_elements = reinterpret_cast<const storage_t*>(&k_raw[u]);
-        const storage_t* v_elements = reinterpret_cast<const storage_t*>(&v_raw[u]);
+      // Gather the tile 16 bytes at a time, in rounds of GATHER_BATCH pieces per thread: every load
+      // of a round is issued before the first is used, so a thread keeps GATHER_BATCH loads of K and
+      // of V in flight (decode is bound by this read).
+      for (int round = 0; round < GATHER_LOADS; round += GATHER_BATCH) {
+        uint4 k_raw[GATHER_BATCH];
+        uint4 v_raw[GATHER_BATCH];
         #pragma unroll
-        for (int x = 0; x < GATHER_VEC; ++x) {
-          sk[jj * K_STRIDE + d + x] = to_float(k_elements[x]);
-          sv[jj * HEAD_DIM + d + x] = to_float(v_elements[x]);
+        for (int u = 0; u < GATHER_BATCH; ++u) {
+          const int e = tid + (round + u) * PAGED_THREADS;   // 16-byte piece of the tile: key jj, dims d .. d + GATHER_VEC − 1
+          const int jj = e / (HEAD_DIM / GATHER_VEC);
+          const int d = e % (HEAD_DIM / GATHER_VEC) * GATHER_VEC;
+          k_raw[u] = make_uint4(0u, 0u, 0u, 0u);
+          v_raw[u] = make_uint4(0u, 0u, 0u, 0u);
+          if (e < TILE_KEYS * HEAD_DIM / GATHER_VEC && tile_where[jj] >= 0) {
+            k_raw[u] = *reinterpret_cast<const uint4*>(kv.key_row(tile_where[jj], key_tile + jj, rows.kv_head) + d);
+            v_raw[u] = *reinterpret_cast<const uint4*>(kv.value_row(tile_where[jj], key_tile + jj, rows.kv_head) + d);
+          }
+        }
+        #pragma unroll
+        for (int u = 0; u < GATHER_BATCH; ++u) {
+          const int e = tid + (round + u) * PAGED_THREADS;
+          if (e >= TILE_KEYS * HEAD_DIM / GATHER_VEC) continue;
+          const int jj = e / (HEAD_DIM / GATHER_VEC);
+          const int d = e % (HEAD_DIM / GATHER_VEC) * GATHER_VEC;
+          const storage_t* k_elements = reinterpret_cast<const storage_t*>(&k_raw[u]);
+          const storage_t* v_elements = reinterpret_cast<const storage_t*>(&v_raw[u]);
+          #pragma unroll
+          for (int x = 0; x < GATHER_VEC; ++x) {
+            sk[jj * K_STRIDE + d + x] = to_float(k_elements[x]);
+            sv[jj * HEAD_DIM + d + x] = to_float(v_elements[x]);
+          }
         }
       }
       if (!PRE_ROTATED_KEYS) {
@@ -324,10 +329,10 @@ __device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv,
   }
 }
 
-// At least two blocks per multiprocessor: without a minimum, ptxas caps registers for occupancy the
-// shared memory does not allow anyway, and spills.
+// At least MIN_RESIDENT_BLOCKS blocks per multiprocessor (registers <= 168 per thread): decode keeps
+// its K/V loads in flight through the resident blocks, and the launcher's split target counts on them.
 template <class Kv, class... Regions>
-__global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const ServingCall p, const Kv kv, const CallLayout c) {
+__global__ void __launch_bounds__(PAGED_THREADS, MIN_RESIDENT_BLOCKS) attention_kernel(const ServingCall p, const Kv kv, const CallLayout c) {
   DCAGEN_DYNAMIC_SMEM(float, smem);
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;

@@ -5,9 +5,9 @@ namespace paged {
 
 // Work-based split choice (flash-decoding): a call with fewer blocks than TARGET_BLOCKS_PER_SM per
 // multiprocessor splits its keys until it has about that many, never below MIN_SPLIT_KEYS keys each.
-// Four blocks of PAGED_SMEM_FLOATS fit one multiprocessor's shared memory; decode needs them all
-// resident to keep enough K/V loads in flight.
-constexpr int TARGET_BLOCKS_PER_SM = 4;
+// The target is the blocks one multiprocessor keeps resident: decode needs them all to keep enough
+// K/V loads in flight.
+constexpr int TARGET_BLOCKS_PER_SM = MIN_RESIDENT_BLOCKS;
 constexpr int MIN_SPLIT_KEYS = 512;
 
 __host__ inline bool power_of_two(int x) { return x > 0 && (x & (x - 1)) == 0; }
