@@ -22,15 +22,16 @@ __device__ __forceinline__ float qwen_factor(int n, int original_max_position) {
 
 {{cacheAppend}}
 
-// ---- Paged attention: split-K decode, and (the same kernel over more query rows) paged prefill ----
+// ---- Split-K attention over paged or contiguous K/V: decode, and (the same kernel over more query
+// rows) paged prefill and varlen ----
 // A block owns one key split of one (row block, KV head, sequence). Its rows are the query heads
-// that share the KV head (GQA) × the call's queries, up to MAX_ROWS of them: with Sq <= 16 a
+// that share the KV head (GQA) × the sequence's queries, up to MAX_ROWS of them: with Sq <= 16 a
 // KV head's rows usually fit one block, so each K/V row is read from memory once per block for all
 // of them (decode, speculative decoding); longer calls take MAX_ROWS consecutive queries of one
 // head per block (paged prefill). Like the fused prefill kernel, the block visits the regions in
 // the plan's order; per region it rotates its rows' queries at the region's query positions, then
 // walks the region's keys inside its split in tiles of TILE_KEYS: the tile is gathered from the
-// cache into shared memory (rotated at the key position unless the cache holds rotated keys),
+// cache or contiguous K/V into shared memory (rotated at the key position unless the keys are stored rotated),
 // each warp scores its rows against it (lane = key), keeps an online softmax per row, and adds
 // P·V with lanes over the output dims. One split writes out and lse itself; several write
 // partials that merge_kernel combines (the same partial layout as the three-pass baseline).
