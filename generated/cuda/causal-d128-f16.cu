@@ -18,7 +18,9 @@
 //   dcagen_causal_d128_f16_append_to_cache(params, stream) writes new keys and values through slot_mapping, keys
 //   rotated once at the pattern's key position; dcagen_causal_d128_f16_paged_attention(params, stream) runs q
 //   over the cache (block table, per-sequence lengths), splitting keys across blocks when the call is
-//   small (dcagen_causal_d128_f16_paged_splits, dcagen_causal_d128_f16_paged_workspace_bytes).
+//   small (dcagen_causal_d128_f16_paged_splits, dcagen_causal_d128_f16_paged_workspace_bytes); packed query rows of
+//   different counts per sequence with cu_seqlens_q (chunked prefill / varlen). dcagen_causal_d128_f16_launch runs
+//   calls of at most 16 queries with the same split-K kernel over contiguous K/V (dcagen_causal_d128_f16_decode).
 #ifndef DCAGEN_EMULATE
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
@@ -82,6 +84,10 @@ typedef struct dcagen_paged_attention_params {
   int splits;               /* key splits: 0 chooses from the work and the GPU, n > 0 forces n */
   float softmax_scale;      /* <= 0: 1/sqrt(head_dim) */
   int original_max_position;  /* > 0: Qwen temperature s(n), n = seq_lens[b] (see the kernel file) */
+  const int* cu_seqlens_q;  /* varlen / chunked prefill: (batch + 1) int32, q packed (total_q, query_heads, head_dim) with
+                               sequence b owning rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1 (its last positions);
+                               `queries` is then the largest count, out is packed like q, lse (query_heads, total_q).
+                               NULL: fixed rows as above */
 } dcagen_paged_attention_params;
 
 /** New tokens into a paged KV cache (vLLM's reshape_and_cache): keys rotated once at their key position. */
@@ -489,11 +495,14 @@ __global__ void __launch_bounds__(THREADS, 1) attention_kernel(const AttentionPa
 // One partial layout for every kernel that writes partials: `partials` output blocks of f32 shaped
 // like q, contiguous, (partial, batch, query, query head, HEAD_DIM), then `partials` LSE blocks
 // (partial, batch, query head, query), natural log, MASKED_SCORE where the partial saw no key.
+// Packed (varlen) calls keep these fixed slots (queries = the largest count) and the merge places
+// each row at its packed position, skipping the slots past a sequence's own count.
 struct MergeParams {
   const float* partial_out;   // (partials, batch, queries, query_heads, HEAD_DIM)
   const float* partial_lse;   // (partials, batch, query_heads, queries), natural log
   void* out;                  // storage type, strided like q
-  float* lse;                 // (batch, query_heads, queries)
+  float* lse;                 // (batch, query_heads, queries), or (query_heads, total_q) when packed
+  const int* cu_seqlens_q;    // varlen: (batch + 1) int32, packed out and lse; NULL: fixed rows
   long long out_batch_stride, out_seq_stride, out_head_stride;
   int batch, queries, query_heads, partials;
 };
@@ -516,34 +525,43 @@ __global__ void __launch_bounds__(MERGE_THREADS) merge_kernel(const MergeParams 
   const int head = (int)(row % p.query_heads);
   const int query = (int)((row / p.query_heads) % p.queries);
   const int batch = (int)(row / ((long long)p.query_heads * p.queries));
-  const long long lse_at = ((long long)batch * p.query_heads + head) * p.queries + query;
-  float m = MASKED_SCORE;
-  for (int k = 0; k < p.partials; ++k) m = fmaxf(m, p.partial_lse[k * rows + lse_at]);
+  const long long slot_lse = ((long long)batch * p.query_heads + head) * p.queries + query;   // the partials' LSE slot
+  long long lse_at = slot_lse;
   storage_t* out = (storage_t*)p.out + batch * p.out_batch_stride + head * p.out_head_stride + (long long)query * p.out_seq_stride;
+  if (p.cu_seqlens_q != nullptr) {
+    const int first = p.cu_seqlens_q[batch];
+    if (query >= p.cu_seqlens_q[batch + 1] - first) return;   // a slot past this sequence's rows
+    lse_at = (long long)head * p.cu_seqlens_q[p.batch] + first + query;
+    out = (storage_t*)p.out + head * p.out_head_stride + (long long)(first + query) * p.out_seq_stride;
+  }
+  float m = MASKED_SCORE;
+  for (int k = 0; k < p.partials; ++k) m = fmaxf(m, p.partial_lse[k * rows + slot_lse]);
   if (m == MASKED_SCORE) {   // no partial saw a key
     if (d == 0) p.lse[lse_at] = MASKED_SCORE;
     out[d] = from_float<storage_t>(0.f);
     return;
   }
   float total = 0.f;
-  for (int k = 0; k < p.partials; ++k) total += expf(p.partial_lse[k * rows + lse_at] - m);
+  for (int k = 0; k < p.partials; ++k) total += expf(p.partial_lse[k * rows + slot_lse] - m);
   const float merged = m + logf(total);
   if (d == 0) p.lse[lse_at] = merged;
   float o = 0.f;
-  for (int k = 0; k < p.partials; ++k) o += expf(p.partial_lse[k * rows + lse_at] - merged) * p.partial_out[(k * rows + row) * HEAD_DIM + d];
+  for (int k = 0; k < p.partials; ++k) o += expf(p.partial_lse[k * rows + slot_lse] - merged) * p.partial_out[(k * rows + row) * HEAD_DIM + d];
   out[d] = from_float<storage_t>(o);
 }
 
-// Launches the merge of `partials` partials that start at `workspace` (outputs, then LSEs).
+// Launches the merge of `partials` partials that start at `workspace` (outputs, then LSEs);
+// cu_seqlens_q (varlen) places packed rows.
 __host__ __forceinline__ void launch_merge(const float* workspace, int partials, void* out, float* lse, long long out_batch_stride,
                                            long long out_seq_stride, long long out_head_stride, int batch, int queries, int query_heads,
-                                           cudaStream_t stream) {
+                                           cudaStream_t stream, const int* cu_seqlens_q = nullptr) {
   const long long rows = (long long)batch * queries * query_heads;
   MergeParams m;
   m.partial_out = workspace;
   m.partial_lse = workspace + (long long)partials * rows * HEAD_DIM;
   m.out = out;
   m.lse = lse;
+  m.cu_seqlens_q = cu_seqlens_q;
   m.out_batch_stride = out_batch_stride;
   m.out_seq_stride = out_seq_stride;
   m.out_head_stride = out_head_stride;
@@ -555,15 +573,21 @@ __host__ __forceinline__ void launch_merge(const float* workspace, int partials,
   DCAGEN_LAUNCH(merge_kernel, dim3((unsigned)((threads + MERGE_THREADS - 1) / MERGE_THREADS)), dim3(MERGE_THREADS), 0, stream)(m);
 }
 
-// ---- Serving: attention over a paged KV cache (DESIGN.md §5) ----
+// ---- Serving: attention over a paged KV cache, and split-K decode of any K/V (DESIGN.md §5) ----
 // k_cache and v_cache are (num_blocks, block_size, key_heads, HEAD_DIM); key j of sequence b sits
 // in physical block block_table[b][j / block_size], row j % block_size. Blocks may lie in any
 // physical order, sequences have their own lengths (seq_lens), and a chunk of the pattern need not
-// be a multiple of the block size: K/V rows are addressed one key at a time.
+// be a multiple of the block size: K/V rows are addressed one key at a time. The same kernel reads
+// contiguous K/V (batch, keys, key_heads, HEAD_DIM) too: K/V addressing is a compile-time form of it
+// (PagedKv, ContiguousKv below; the plan's KvLayout), so decode of either runs one kernel and one merge.
 namespace paged {
 
 using PagedAttentionParams = dcagen_paged_attention_params;
 using CacheAppendParams = dcagen_cache_append_params;
+
+// Calls with at most this many queries (decode, speculative decoding) run the split-K kernel,
+// paged or contiguous; the forward launcher (*_launch) routes contiguous ones here.
+constexpr int DECODE_MAX_QUERIES = 16;
 
 // Qwen's temperature s(n) = max(1, 0.1·ln(n / c_orig) + 1); 1 when original_max_position <= 0.
 __device__ __forceinline__ float qwen_factor(int n, int original_max_position) {
@@ -608,39 +632,110 @@ __global__ void __launch_bounds__(APPEND_THREADS) append_kernel(const CacheAppen
 }
 
 
-// ---- Paged attention: split-K decode, and (the same kernel over more query rows) paged prefill ----
+// ---- Split-K attention over paged or contiguous K/V: decode, and (the same kernel over more query
+// rows) paged prefill and varlen ----
 // A block owns one key split of one (row block, KV head, sequence). Its rows are the query heads
-// that share the KV head (GQA) × the call's queries, up to MAX_ROWS of them: with Sq <= 16 a
+// that share the KV head (GQA) × the sequence's queries, up to MAX_ROWS of them: with Sq <= 16 a
 // KV head's rows usually fit one block, so each K/V row is read from memory once per block for all
 // of them (decode, speculative decoding); longer calls take MAX_ROWS consecutive queries of one
 // head per block (paged prefill). Like the fused prefill kernel, the block visits the regions in
 // the plan's order; per region it rotates its rows' queries at the region's query positions, then
 // walks the region's keys inside its split in tiles of TILE_KEYS: the tile is gathered from the
-// cache into shared memory (rotated at the key position unless the cache holds rotated keys),
+// cache or contiguous K/V into shared memory (rotated at the key position unless the keys are stored rotated),
 // each warp scores its rows against it (lane = key), keeps an online softmax per row, and adds
 // P·V with lanes over the output dims. One split writes out and lse itself; several write
 // partials that merge_kernel combines (the same partial layout as the three-pass baseline).
 constexpr int PAGED_WARPS = 4;
 constexpr int PAGED_THREADS = 32 * PAGED_WARPS;
+constexpr int MIN_RESIDENT_BLOCKS = 3;                   // blocks per multiprocessor the register budget allows
 constexpr int TILE_KEYS = 32;                            // keys per K/V tile: one per lane when scoring
 constexpr int ROWS_PER_WARP = 4;                     // rows each warp scores (slots warp, warp + PAGED_WARPS, …)
 constexpr int MAX_ROWS = PAGED_WARPS * ROWS_PER_WARP;    // rows (query head × query) per block
 constexpr int DIMS_PER_LANE = (HEAD_DIM + 31) / 32;      // output dims each lane accumulates per row
 constexpr int K_STRIDE = HEAD_DIM + 4;                   // padded key row: 32 lanes' float4 reads hit distinct banks
+constexpr int GATHER_VEC = 16 / (int)sizeof(storage_t);   // storage elements per 16-byte load: 8 (bf16, f16) or 4 (f32)
+constexpr bool VECTOR_GATHER = HEAD_DIM % GATHER_VEC == 0;  // whole 16-byte pieces per key row
+constexpr int GATHER_LOADS = (TILE_KEYS * HEAD_DIM / GATHER_VEC + PAGED_THREADS - 1) / PAGED_THREADS;   // 16-byte loads per thread per tile, of K and of V
+constexpr int GATHER_BATCH = GATHER_LOADS < 4 ? GATHER_LOADS : 4;   // of them in flight at once: 128 bytes per thread, within the register budget
 // Shared memory (floats): key tile, value tile, rotated queries, the tile's probabilities, the tile's cache blocks.
 constexpr int PAGED_SMEM_FLOATS = TILE_KEYS * K_STRIDE + TILE_KEYS * HEAD_DIM + MAX_ROWS * HEAD_DIM + MAX_ROWS * TILE_KEYS + TILE_KEYS;
 // The cache holds raw keys: rotated as they are gathered, and with Qwen's temperature the logits are
 // × softmax scale × s(n)² (query and key factor, as at prefill).
 constexpr bool PRE_ROTATED_KEYS = false;
 
-// How the launcher laid out a call (paged_layout on the host).
+// One call as the kernel sees it, whichever C ABI block it came from: queries, outputs, scratch.
+// Queries are fixed (batch, queries, query_heads, HEAD_DIM) or, with cu_seqlens_q, packed (varlen:
+// total_q rows, sequence b owning rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] − 1, `queries` the
+// largest count); out is laid out like q, lse (batch, query_heads, queries) or (query_heads, total_q).
+struct ServingCall {
+  const void* q;
+  void* out;
+  float* lse;
+  const float* rope;
+  void* workspace;                  // partials of the key splits (merge.cu's layout); NULL with one split
+  const int* cu_seqlens_q;          // (batch + 1) int32, or NULL: fixed query rows
+  long long q_batch_stride, q_seq_stride, q_head_stride;       // in elements; batch strides unused when packed
+  long long out_batch_stride, out_seq_stride, out_head_stride;
+  int batch, queries, query_heads, key_heads;
+  int original_max_position;        // > 0: Qwen's s(n) per sequence (paged); contiguous calls fold it into the scale
+};
+
+// ---- K/V addressing: the two compile-time forms of the kernel ----
+// locate(b, j) says where key j of sequence b lives (looked up once per key of a tile, kept in shared
+// memory); key_row / value_row then address its row of one KV head.
+
+// KvLayout 'paged': the vLLM / FlashInfer cache through the block table; each sequence its own length.
+struct PagedKv {
+  const storage_t* k;
+  const storage_t* v;
+  const int* block_table;           // (batch, block_table_stride) physical block of each logical block
+  const int* seq_lens;              // (batch,) keys of each sequence
+  long long k_block_stride, k_row_stride, k_head_stride;
+  long long v_block_stride, v_row_stride, v_head_stride;
+  long long block_table_stride;
+  int block_shift;                  // log2(block_size)
+  __device__ __forceinline__ int sequence_keys(int b) const { return seq_lens[b]; }
+  __device__ __forceinline__ int locate(int b, int j) const { return block_table[b * block_table_stride + (j >> block_shift)]; }
+  __device__ __forceinline__ const storage_t* key_row(int block, int j, int head) const {
+    return k + block * k_block_stride + (j & ((1 << block_shift) - 1)) * k_row_stride + head * k_head_stride;
+  }
+  __device__ __forceinline__ const storage_t* value_row(int block, int j, int head) const {
+    return v + block * v_block_stride + (j & ((1 << block_shift) - 1)) * v_row_stride + head * v_head_stride;
+  }
+  // Whether every row starts on a 16-byte boundary (the vector gather's requirement).
+  __host__ bool aligned() const {
+    return (uintptr_t)k % 16 == 0 && (uintptr_t)v % 16 == 0 && (k_block_stride | k_row_stride | k_head_stride | v_block_stride | v_row_stride | v_head_stride) % GATHER_VEC == 0;
+  }
+};
+
+// KvLayout 'contiguous': k, v (batch, keys, key_heads, HEAD_DIM) by strides; every sequence has `keys` keys.
+struct ContiguousKv {
+  const storage_t* k;
+  const storage_t* v;
+  long long k_batch_stride, k_seq_stride, k_head_stride;
+  long long v_batch_stride, v_seq_stride, v_head_stride;
+  int keys;
+  __device__ __forceinline__ int sequence_keys(int) const { return keys; }
+  __device__ __forceinline__ int locate(int b, int) const { return b; }
+  __device__ __forceinline__ const storage_t* key_row(int b, int j, int head) const {
+    return k + b * k_batch_stride + (long long)j * k_seq_stride + head * k_head_stride;
+  }
+  __device__ __forceinline__ const storage_t* value_row(int b, int j, int head) const {
+    return v + b * v_batch_stride + (long long)j * v_seq_stride + head * v_head_stride;
+  }
+  __host__ bool aligned() const {
+    return (uintptr_t)k % 16 == 0 && (uintptr_t)v % 16 == 0 && (k_batch_stride | k_seq_stride | k_head_stride | v_batch_stride | v_seq_stride | v_head_stride) % GATHER_VEC == 0;
+  }
+};
+
+// How the launcher laid out a call (serving_layout on the host).
 struct CallLayout {
   int splits;         // key splits per (row block, KV head, sequence)
   int split_keys;     // keys per split
   int query_block;    // queries per block
   int head_block;     // query heads (sharing one KV head) per block
   int head_blocks;    // blocks along one KV head's query heads
-  int block_shift;    // log2(block_size)
+  int vector_kv;      // K/V rows are 16-byte aligned (pointers and strides): gather them 16 bytes at a time
   float scale_log2;   // softmax scale × log2(e), before the sequence's Qwen factor
 };
 
@@ -649,11 +744,17 @@ struct CallLayout {
 struct BlockRows {
   int batch, kv_head, split;
   int first_head, first_query, block_queries, count;
+  int first_token;                // varlen: the packed row of the sequence's query 0; −1 for fixed rows
   int offset;                     // seq_len − queries: query q sits at position offset + q
   int row_first, row_last;        // first and last query position of the block's rows
   int split_first, split_last;    // the keys of this block's split
   __device__ __forceinline__ int head(int slot) const { return first_head + slot / block_queries; }
   __device__ __forceinline__ int query(int slot) const { return first_query + slot % block_queries; }
+  // Element offset of (query, head) in a tensor laid out like q (fixed or packed rows).
+  __device__ __forceinline__ long long at(int query, int head, long long batch_stride, long long seq_stride, long long head_stride) const {
+    return first_token >= 0 ? (long long)(first_token + query) * seq_stride + head * head_stride
+                            : batch * batch_stride + (long long)query * seq_stride + head * head_stride;
+  }
 };
 
 struct SoftmaxState {
@@ -676,8 +777,8 @@ __device__ __forceinline__ float warp_sum(float x) {
 
 // One region of the pass: rotate the block's queries at the region's positions, then walk the
 // region's keys in the block's split.
-template <class Region>
-__device__ __forceinline__ void visit_region(const PagedAttentionParams& p, const CallLayout& c, const BlockRows& rows, SoftmaxState& st,
+template <class Region, class Kv>
+__device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv, const CallLayout& c, const BlockRows& rows, SoftmaxState& st,
                                              float* smem, float scale_log2) {
   const int key_begin = imax(Region::key_begin(rows.row_first), rows.split_first);
   const int key_end = imin(Region::key_end(rows.row_last), rows.split_last);
@@ -689,16 +790,14 @@ __device__ __forceinline__ void visit_region(const PagedAttentionParams& p, cons
   float* sv = sk + TILE_KEYS * K_STRIDE;             // [TILE_KEYS][HEAD_DIM] values
   float* sq = sv + TILE_KEYS * HEAD_DIM;             // [MAX_ROWS][HEAD_DIM] queries rotated for this region
   float* sp = sq + MAX_ROWS * HEAD_DIM;              // [MAX_ROWS][TILE_KEYS] the tile's probabilities
-  int* tile_blocks = (int*)(sp + MAX_ROWS * TILE_KEYS);  // [TILE_KEYS] cache block of each key, −1 past the range
+  int* tile_where = (int*)(sp + MAX_ROWS * TILE_KEYS);   // [TILE_KEYS] Kv::locate of each key, −1 past the range
   const float2* __restrict__ rope = (const float2*)p.rope;
-  const int block_mask = (1 << c.block_shift) - 1;
 
   __syncthreads();  // the previous region is done with sq
   for (int e = tid; e < rows.count * HEAD_DIM; e += PAGED_THREADS) {
     const int slot = e / HEAD_DIM;
     const int d = e % HEAD_DIM;
-    const storage_t* q_row = (const storage_t*)p.q + rows.batch * p.q_batch_stride + rows.head(slot) * p.q_head_stride +
-                             (long long)rows.query(slot) * p.q_seq_stride;
+    const storage_t* q_row = (const storage_t*)p.q + rows.at(rows.query(slot), rows.head(slot), p.q_batch_stride, p.q_seq_stride, p.q_head_stride);
     float y = to_float(q_row[d]);
     if (d < ROTARY_DIM) {
       const float2 cs = rope_cos_sin(rope, Region::query_position(rows.offset + rows.query(slot)), rope_pair(d));
@@ -711,28 +810,81 @@ __device__ __forceinline__ void visit_region(const PagedAttentionParams& p, cons
     __syncthreads();  // every warp is done with the previous tile, and sq is complete
     if (tid < TILE_KEYS) {
       const int j = key_tile + tid;
-      tile_blocks[tid] = j <= key_end ? p.block_table[rows.batch * p.block_table_stride + (j >> c.block_shift)] : -1;
+      tile_where[tid] = j <= key_end ? kv.locate(rows.batch, j) : -1;
     }
     __syncthreads();
-    // Gather the tile from the cache: consecutive threads read consecutive dims of one key row.
-    for (int e = tid; e < TILE_KEYS * HEAD_DIM; e += PAGED_THREADS) {
-      const int jj = e / HEAD_DIM;
-      const int d = e % HEAD_DIM;
-      const int j = key_tile + jj;
-      const int block = tile_blocks[jj];
-      float k_value = 0.f;
-      float v_value = 0.f;
-      if (block >= 0) {
-        const storage_t* k_row = (const storage_t*)p.k_cache + block * p.k_block_stride + (j & block_mask) * p.k_row_stride + rows.kv_head * p.k_head_stride;
-        k_value = to_float(k_row[d]);
-        if (d < ROTARY_DIM) {
-          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));
-          k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;
+    if (VECTOR_GATHER && c.vector_kv) {
+      // Gather the tile 16 bytes at a time, in rounds of GATHER_BATCH pieces per thread: every load
+      // of a round is issued before the first is used, so a thread keeps GATHER_BATCH loads of K and
+      // of V in flight (decode is bound by this read).
+      for (int round = 0; round < GATHER_LOADS; round += GATHER_BATCH) {
+        uint4 k_raw[GATHER_BATCH];
+        uint4 v_raw[GATHER_BATCH];
+        #pragma unroll
+        for (int u = 0; u < GATHER_BATCH; ++u) {
+          const int e = tid + (round + u) * PAGED_THREADS;   // 16-byte piece of the tile: key jj, dims d .. d + GATHER_VEC − 1
+          const int jj = e / (HEAD_DIM / GATHER_VEC);
+          const int d = e % (HEAD_DIM / GATHER_VEC) * GATHER_VEC;
+          k_raw[u] = make_uint4(0u, 0u, 0u, 0u);
+          v_raw[u] = make_uint4(0u, 0u, 0u, 0u);
+          if (e < TILE_KEYS * HEAD_DIM / GATHER_VEC && tile_where[jj] >= 0) {
+            k_raw[u] = *reinterpret_cast<const uint4*>(kv.key_row(tile_where[jj], key_tile + jj, rows.kv_head) + d);
+            v_raw[u] = *reinterpret_cast<const uint4*>(kv.value_row(tile_where[jj], key_tile + jj, rows.kv_head) + d);
+          }
         }
-        v_value = to_float(((const storage_t*)p.v_cache)[block * p.v_block_stride + (j & block_mask) * p.v_row_stride + rows.kv_head * p.v_head_stride + d]);
+        #pragma unroll
+        for (int u = 0; u < GATHER_BATCH; ++u) {
+          const int e = tid + (round + u) * PAGED_THREADS;
+          if (e >= TILE_KEYS * HEAD_DIM / GATHER_VEC) continue;
+          const int jj = e / (HEAD_DIM / GATHER_VEC);
+          const int d = e % (HEAD_DIM / GATHER_VEC) * GATHER_VEC;
+          const storage_t* k_elements = reinterpret_cast<const storage_t*>(&k_raw[u]);
+          const storage_t* v_elements = reinterpret_cast<const storage_t*>(&v_raw[u]);
+          #pragma unroll
+          for (int x = 0; x < GATHER_VEC; ++x) {
+            sk[jj * K_STRIDE + d + x] = to_float(k_elements[x]);
+            sv[jj * HEAD_DIM + d + x] = to_float(v_elements[x]);
+          }
+        }
       }
-      sk[jj * K_STRIDE + d] = k_value;
-      sv[jj * HEAD_DIM + d] = v_value;
+      if (!PRE_ROTATED_KEYS) {
+        // Raw keys: rotate each staged (d, partner) pair at the region's key position, in shared memory.
+        __syncthreads();
+        for (int e = tid; e < TILE_KEYS * ROPE_PAIRS; e += PAGED_THREADS) {
+          const int jj = e / ROPE_PAIRS;
+          const int pair = e % ROPE_PAIRS;
+          if (tile_where[jj] < 0) continue;
+          const float2 cs = rope_cos_sin(rope, Region::key_position(key_tile + jj), pair);
+          float* k_staged = sk + jj * K_STRIDE;
+          const int d = rope_first(pair);
+          const float x = k_staged[d];
+          const float y = k_staged[rope_partner(d)];
+          k_staged[d] = x * cs.x + rope_sign(d) * y * cs.y;
+          k_staged[rope_partner(d)] = y * cs.x + rope_sign(rope_partner(d)) * x * cs.y;
+        }
+      }
+    } else {
+      // Gather the tile element by element (rows not 16-byte aligned): consecutive threads read
+      // consecutive dims of one key row.
+      for (int e = tid; e < TILE_KEYS * HEAD_DIM; e += PAGED_THREADS) {
+        const int jj = e / HEAD_DIM;
+        const int d = e % HEAD_DIM;
+        const int j = key_tile + jj;
+        const int where = tile_where[jj];
+        float k_value = 0.f;
+        float v_value = 0.f;
+        if (where >= 0) {
+          const storage_t* k_row = kv.key_row(where, j, rows.kv_head);
+          k_value = to_float(k_row[d]);
+          if (d < ROTARY_DIM) {
+            const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));
+            k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;
+          }
+          v_value = to_float(kv.value_row(where, j, rows.kv_head)[d]);
+        }
+        sk[jj * K_STRIDE + d] = k_value;
+        sv[jj * HEAD_DIM + d] = v_value;
+      }
     }
     __syncthreads();
 
@@ -792,10 +944,10 @@ __device__ __forceinline__ void visit_region(const PagedAttentionParams& p, cons
   }
 }
 
-// At least two blocks per multiprocessor: without a minimum, ptxas caps registers for occupancy the
-// shared memory does not allow anyway, and spills.
-template <class... Regions>
-__global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const PagedAttentionParams p, const CallLayout c) {
+// At least MIN_RESIDENT_BLOCKS blocks per multiprocessor (registers <= 168 per thread): decode keeps
+// its K/V loads in flight through the resident blocks, and the launcher's split target counts on them.
+template <class Kv, class... Regions>
+__global__ void __launch_bounds__(PAGED_THREADS, MIN_RESIDENT_BLOCKS) attention_kernel(const ServingCall p, const Kv kv, const CallLayout c) {
   DCAGEN_DYNAMIC_SMEM(float, smem);
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
@@ -807,10 +959,15 @@ __global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const Paged
   rows.split = blockIdx.x % c.splits;
   rows.first_head = rows.kv_head * group + head_block * c.head_block;
   rows.first_query = (blockIdx.x / c.splits) * c.query_block;
-  rows.block_queries = imin(c.query_block, p.queries - rows.first_query);
+  // This sequence's query rows: the call's `queries`, or (varlen) its own count, at most `queries`.
+  const bool packed = p.cu_seqlens_q != nullptr;
+  rows.first_token = packed ? p.cu_seqlens_q[rows.batch] : -1;
+  const int queries = packed ? p.cu_seqlens_q[rows.batch + 1] - rows.first_token : p.queries;
+  if (rows.first_query >= queries) return;   // varlen: fewer rows than the call's largest (uniform across the block)
+  rows.block_queries = imin(c.query_block, queries - rows.first_query);
   rows.count = rows.block_queries * imin(c.head_block, group - head_block * c.head_block);
-  const int seq_len = p.seq_lens[rows.batch];
-  rows.offset = seq_len - p.queries;   // queries are the last Sq positions of their sequence
+  const int seq_len = kv.sequence_keys(rows.batch);
+  rows.offset = seq_len - queries;   // queries are the last positions of their sequence
   rows.row_first = rows.offset + rows.first_query;
   rows.row_last = rows.row_first + rows.block_queries - 1;
   rows.split_first = rows.split * c.split_keys;
@@ -828,9 +985,10 @@ __global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const Paged
     for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] = 0.f;
   }
 
-  (visit_region<Regions>(p, c, rows, st, smem, scale_log2), ...);
+  (visit_region<Regions>(p, kv, c, rows, st, smem, scale_log2), ...);
 
-  // Each row's sum over the lanes; then out and lse (one split) or this split's partial.
+  // Each row's sum over the lanes; then out and lse (one split) or this split's partial. Partials
+  // use fixed (batch, query, head) slots even for packed rows; the merge places them.
   const long long all_rows = (long long)p.batch * p.queries * p.query_heads;
   #pragma unroll
   for (int x = 0; x < ROWS_PER_WARP; ++x) {
@@ -841,27 +999,33 @@ __global__ void __launch_bounds__(PAGED_THREADS, 2) attention_kernel(const Paged
     const int query = rows.query(slot);
     const float inv = l > 0.f ? 1.f / l : 0.f;
     const float lse = l > 0.f ? (st.m[x] + log2f(l)) / LOG2E : MASKED_SCORE;
-    const long long lse_at = ((long long)rows.batch * p.query_heads + head) * p.queries + query;
     if (c.splits == 1) {
-      storage_t* out = (storage_t*)p.out + rows.batch * p.out_batch_stride + head * p.out_head_stride + (long long)query * p.out_seq_stride;
+      storage_t* out = (storage_t*)p.out + rows.at(query, head, p.out_batch_stride, p.out_seq_stride, p.out_head_stride);
       #pragma unroll
       for (int y = 0; y < DIMS_PER_LANE; ++y) {
         if (y * 32 + lane < HEAD_DIM) out[y * 32 + lane] = from_float<storage_t>(st.acc[x][y] * inv);
       }
+      // lse: (query_heads, total_q) for packed rows (total_q = cu_seqlens_q[batch]), else (batch, query_heads, queries).
+      const long long lse_at = packed ? (long long)head * p.cu_seqlens_q[p.batch] + rows.first_token + query
+                                      : ((long long)rows.batch * p.query_heads + head) * p.queries + query;
       if (lane == 0) p.lse[lse_at] = lse;
     } else {
+      const long long slot_lse = ((long long)rows.batch * p.query_heads + head) * p.queries + query;
       float* partial_out = (float*)p.workspace + (rows.split * all_rows + ((long long)rows.batch * p.queries + query) * p.query_heads + head) * HEAD_DIM;
       #pragma unroll
       for (int y = 0; y < DIMS_PER_LANE; ++y) {
         if (y * 32 + lane < HEAD_DIM) partial_out[y * 32 + lane] = st.acc[x][y] * inv;
       }
-      if (lane == 0) ((float*)p.workspace)[(long long)c.splits * all_rows * HEAD_DIM + rows.split * all_rows + lse_at] = lse;
+      if (lane == 0) ((float*)p.workspace)[(long long)c.splits * all_rows * HEAD_DIM + rows.split * all_rows + slot_lse] = lse;
     }
   }
 }
 
-}  // namespace paged
+// Host: lays out and launches a contiguous decode call (serving_launchers.cu); *_launch routes
+// calls of at most DECODE_MAX_QUERIES queries here. workspace NULL: scratch from the stream-ordered pool.
+__host__ int launch_contiguous(const AttentionParams& p, int splits, void* workspace, cudaStream_t stream);
 
+}  // namespace paged
 }  // namespace dcagen_causal_d128_f16
 
 // ---- Host side: RoPE tables, logit scale, launch ----
@@ -908,6 +1072,8 @@ extern "C" int dcagen_causal_d128_f16_launch(const dcagen_attention_params* para
   cudaStream_t stream = (cudaStream_t)stream_handle;
   const dim3 grid((p.queries + BLOCK_Q - 1) / BLOCK_Q, p.query_heads, p.batch);
   const int smem_bytes = SMEM_ELEMENTS * (int)sizeof(storage_t);
+  // Few query rows (decode, speculative decoding): the split-K serving kernel over contiguous K/V.
+  if (p.queries <= paged::DECODE_MAX_QUERIES) return paged::launch_contiguous(p, 0, nullptr, stream);
   // One fused pass over the regions, in the plan's visit order.
   void (*kernel)(const AttentionParams) = attention_kernel<0, false, Region_causal>;
   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
@@ -915,33 +1081,36 @@ extern "C" int dcagen_causal_d128_f16_launch(const dcagen_attention_params* para
   return (int)cudaGetLastError();
 }
 
-// ---- Host side, serving: paged attention (split choice, launch, merge) and the cache append ----
+// ---- Host side, serving: split-K attention over a paged cache or contiguous K/V (split choice,
+// launch, merge) and the cache append ----
 namespace dcagen_causal_d128_f16 {
 namespace paged {
 
 // Work-based split choice (flash-decoding): a call with fewer blocks than TARGET_BLOCKS_PER_SM per
 // multiprocessor splits its keys until it has about that many, never below MIN_SPLIT_KEYS keys each.
-constexpr int TARGET_BLOCKS_PER_SM = 2;
+// The target is the blocks one multiprocessor keeps resident: decode needs them all to keep enough
+// K/V loads in flight.
+constexpr int TARGET_BLOCKS_PER_SM = MIN_RESIDENT_BLOCKS;
 constexpr int MIN_SPLIT_KEYS = 512;
 
 __host__ inline bool power_of_two(int x) { return x > 0 && (x & (x - 1)) == 0; }
 
-// Checks a call and lays it out: rows per block, key splits, the softmax scale. Returns 0 or a cudaError_t.
-__host__ inline int paged_layout(const PagedAttentionParams& p, CallLayout& c, dim3& grid) {
-  if (p.batch < 1 || p.queries < 1 || p.key_heads < 1 || p.query_heads < p.key_heads || p.query_heads % p.key_heads != 0 ||
-      !power_of_two(p.block_size) || p.max_seq_len < p.queries || p.splits < 0 || p.q == nullptr || p.k_cache == nullptr ||
-      p.v_cache == nullptr || p.block_table == nullptr || p.seq_lens == nullptr || p.out == nullptr || p.lse == nullptr || p.rope == nullptr) {
+// Lays out a call of `queries` query rows per sequence (the largest count when packed) over at most
+// `max_keys` keys each: rows per block, key splits (`splits` 0: from the work; n > 0: forced), the
+// softmax scale. Returns 0 or a cudaError_t.
+__host__ inline int serving_layout(int batch, int queries, int query_heads, int key_heads, int max_keys, int splits, float scale,
+                                   CallLayout& c, dim3& grid) {
+  if (batch < 1 || queries < 1 || key_heads < 1 || query_heads < key_heads || query_heads % key_heads != 0 || max_keys < queries || splits < 0) {
     return (int)cudaErrorInvalidValue;
   }
-  const int group = p.query_heads / p.key_heads;
+  const int group = query_heads / key_heads;
   // Decode (queries <= MAX_ROWS): all the queries of as many of the KV head's query heads as fit;
   // prefill: MAX_ROWS consecutive queries of one head.
-  c.query_block = p.queries < MAX_ROWS ? p.queries : MAX_ROWS;
+  c.query_block = queries < MAX_ROWS ? queries : MAX_ROWS;
   c.head_block = MAX_ROWS / c.query_block < group ? MAX_ROWS / c.query_block : group;
   c.head_blocks = (group + c.head_block - 1) / c.head_block;
-  const int query_blocks = (p.queries + c.query_block - 1) / c.query_block;
-  const long long row_blocks = (long long)query_blocks * c.head_blocks * p.key_heads * p.batch;
-  int splits = p.splits;
+  const int query_blocks = (queries + c.query_block - 1) / c.query_block;
+  const long long row_blocks = (long long)query_blocks * c.head_blocks * key_heads * batch;
   if (splits == 0) {
     int device = 0;
     int multiprocessors = 0;
@@ -950,21 +1119,82 @@ __host__ inline int paged_layout(const PagedAttentionParams& p, CallLayout& c, d
     }
     const long long target = (long long)TARGET_BLOCKS_PER_SM * multiprocessors;
     const int wanted = row_blocks >= target ? 1 : (int)((target + row_blocks - 1) / row_blocks);
-    int split_keys = (p.max_seq_len + wanted - 1) / wanted;
+    int split_keys = (max_keys + wanted - 1) / wanted;
     split_keys = (split_keys + TILE_KEYS - 1) / TILE_KEYS * TILE_KEYS;
     split_keys = split_keys > MIN_SPLIT_KEYS ? split_keys : MIN_SPLIT_KEYS;
-    splits = (p.max_seq_len + split_keys - 1) / split_keys;
+    splits = (max_keys + split_keys - 1) / split_keys;
   }
   c.splits = splits;
-  // One split covers every key whatever max_seq_len says; several share max_seq_len between them.
-  c.split_keys = splits == 1 ? 0x7fffffff : (p.max_seq_len + splits - 1) / splits;
-  c.block_shift = 0;
-  while ((1 << c.block_shift) < p.block_size) ++c.block_shift;
-  const float scale = p.softmax_scale > 0.f ? p.softmax_scale : (float)(1.0 / sqrt((double)HEAD_DIM));
+  // One split covers every key whatever max_keys says; several share max_keys between them.
+  c.split_keys = splits == 1 ? 0x7fffffff : (max_keys + splits - 1) / splits;
   c.scale_log2 = scale * LOG2E;
-  if ((long long)query_blocks * splits > 0x7fffffffll || (long long)c.head_blocks * p.key_heads > 65535 || p.batch > 65535) return (int)cudaErrorInvalidValue;
-  grid = dim3((unsigned)(query_blocks * splits), (unsigned)(c.head_blocks * p.key_heads), (unsigned)p.batch);
+  if ((long long)query_blocks * splits > 0x7fffffffll || (long long)c.head_blocks * key_heads > 65535 || batch > 65535) return (int)cudaErrorInvalidValue;
+  grid = dim3((unsigned)(query_blocks * splits), (unsigned)(c.head_blocks * key_heads), (unsigned)batch);
   return 0;
+}
+
+// Checks a paged call and lays it out. Returns 0 or a cudaError_t.
+__host__ inline int paged_layout(const PagedAttentionParams& p, CallLayout& c, dim3& grid) {
+  if (!power_of_two(p.block_size) || p.q == nullptr || p.k_cache == nullptr || p.v_cache == nullptr || p.block_table == nullptr ||
+      p.seq_lens == nullptr || p.out == nullptr || p.lse == nullptr || p.rope == nullptr) {
+    return (int)cudaErrorInvalidValue;
+  }
+  const float scale = p.softmax_scale > 0.f ? p.softmax_scale : (float)(1.0 / sqrt((double)HEAD_DIM));
+  return serving_layout(p.batch, p.queries, p.query_heads, p.key_heads, p.max_seq_len, p.splits, scale, c, grid);
+}
+
+// Checks a contiguous decode call and lays it out; logit_scale already holds Qwen's temperature.
+__host__ inline int contiguous_layout(const AttentionParams& p, int splits, CallLayout& c, dim3& grid) {
+  if (p.q == nullptr || p.k == nullptr || p.v == nullptr || p.out == nullptr || p.lse == nullptr || p.rope == nullptr ||
+      p.queries > DECODE_MAX_QUERIES) {
+    return (int)cudaErrorInvalidValue;
+  }
+  return serving_layout(p.batch, p.queries, p.query_heads, p.key_heads, p.keys, splits, p.logit_scale, c, grid);
+}
+
+// Launches the split-K kernel for one K/V form, then (several splits) the merge. With several splits
+// and no workspace given, scratch comes from the device's stream-ordered pool and returns to it
+// after the merge (so dcagen_causal_d128_f16_launch needs none from its caller).
+template <class Kv>
+__host__ int launch_split_k(ServingCall call, const Kv& kv, const CallLayout& c, const dim3& grid, cudaStream_t stream) {
+  const int smem_bytes = PAGED_SMEM_FLOATS * (int)sizeof(float);
+  void* pooled = nullptr;
+  if (c.splits > 1 && call.workspace == nullptr) {
+    const long long bytes = partial_floats(c.splits, (long long)call.batch * call.queries * call.query_heads) * 4;
+    const cudaError_t status = cudaMallocAsync(&pooled, (size_t)bytes, stream);
+    if (status != cudaSuccess) return (int)status;
+    call.workspace = pooled;
+  }
+  CallLayout layout = c;
+  layout.vector_kv = kv.aligned() ? 1 : 0;
+  // The regions in the plan's visit order, as in the fused prefill kernel.
+  void (*kernel)(const ServingCall, const Kv, const CallLayout) = attention_kernel<Kv, Region_causal>;
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+  DCAGEN_LAUNCH(kernel, grid, dim3(PAGED_THREADS), smem_bytes, stream)(call, kv, layout);
+  if (c.splits > 1) {
+    launch_merge((const float*)call.workspace, c.splits, call.out, call.lse, call.out_batch_stride, call.out_seq_stride, call.out_head_stride,
+                 call.batch, call.queries, call.query_heads, stream, call.cu_seqlens_q);
+  }
+  if (pooled != nullptr) cudaFreeAsync(pooled, stream);
+  return (int)cudaGetLastError();
+}
+
+__host__ int launch_contiguous(const AttentionParams& p, int splits, void* workspace, cudaStream_t stream) {
+  CallLayout c;
+  dim3 grid;
+  const int status = contiguous_layout(p, splits, c, grid);
+  if (status != 0) return status;
+  ServingCall call = {};
+  call.q = p.q; call.out = p.out; call.lse = p.lse; call.rope = p.rope; call.workspace = workspace;
+  call.q_batch_stride = p.q_batch_stride; call.q_seq_stride = p.q_seq_stride; call.q_head_stride = p.q_head_stride;
+  call.out_batch_stride = p.out_batch_stride; call.out_seq_stride = p.out_seq_stride; call.out_head_stride = p.out_head_stride;
+  call.batch = p.batch; call.queries = p.queries; call.query_heads = p.query_heads; call.key_heads = p.key_heads;
+  ContiguousKv kv;
+  kv.k = (const storage_t*)p.k; kv.v = (const storage_t*)p.v;
+  kv.k_batch_stride = p.k_batch_stride; kv.k_seq_stride = p.k_seq_stride; kv.k_head_stride = p.k_head_stride;
+  kv.v_batch_stride = p.v_batch_stride; kv.v_seq_stride = p.v_seq_stride; kv.v_head_stride = p.v_head_stride;
+  kv.keys = p.keys;
+  return launch_split_k(call, kv, c, grid, stream);
 }
 
 }  // namespace paged
@@ -993,17 +1223,41 @@ extern "C" int dcagen_causal_d128_f16_paged_attention(const dcagen_paged_attenti
   const int status = paged::paged_layout(p, c, grid);
   if (status != 0) return status;
   if (c.splits > 1 && p.workspace == nullptr) return (int)cudaErrorInvalidValue;
-  cudaStream_t stream = (cudaStream_t)stream_handle;
-  const int smem_bytes = paged::PAGED_SMEM_FLOATS * (int)sizeof(float);
-  // The regions in the plan's visit order, as in the fused prefill kernel.
-  void (*kernel)(const paged::PagedAttentionParams, const paged::CallLayout) = paged::attention_kernel<Region_causal>;
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
-  DCAGEN_LAUNCH(kernel, grid, dim3(paged::PAGED_THREADS), smem_bytes, stream)(p, c);
-  if (c.splits > 1) {
-    launch_merge((const float*)p.workspace, c.splits, p.out, p.lse, p.out_batch_stride, p.out_seq_stride, p.out_head_stride,
-                 p.batch, p.queries, p.query_heads, stream);
-  }
-  return (int)cudaGetLastError();
+  paged::ServingCall call = {};
+  call.q = p.q; call.out = p.out; call.lse = p.lse; call.rope = p.rope; call.workspace = p.workspace; call.cu_seqlens_q = p.cu_seqlens_q;
+  call.q_batch_stride = p.q_batch_stride; call.q_seq_stride = p.q_seq_stride; call.q_head_stride = p.q_head_stride;
+  call.out_batch_stride = p.out_batch_stride; call.out_seq_stride = p.out_seq_stride; call.out_head_stride = p.out_head_stride;
+  call.batch = p.batch; call.queries = p.queries; call.query_heads = p.query_heads; call.key_heads = p.key_heads;
+  call.original_max_position = p.original_max_position;
+  paged::PagedKv kv;
+  kv.k = (const storage_t*)p.k_cache; kv.v = (const storage_t*)p.v_cache; kv.block_table = p.block_table; kv.seq_lens = p.seq_lens;
+  kv.k_block_stride = p.k_block_stride; kv.k_row_stride = p.k_row_stride; kv.k_head_stride = p.k_head_stride;
+  kv.v_block_stride = p.v_block_stride; kv.v_row_stride = p.v_row_stride; kv.v_head_stride = p.v_head_stride;
+  kv.block_table_stride = p.block_table_stride;
+  kv.block_shift = 0;
+  while ((1 << kv.block_shift) < p.block_size) ++kv.block_shift;
+  return paged::launch_split_k(call, kv, c, grid, (cudaStream_t)stream_handle);
+}
+
+extern "C" int dcagen_causal_d128_f16_decode_splits(const dcagen_attention_params* params, int splits) {
+  using namespace dcagen_causal_d128_f16;
+  if (params->queries > paged::DECODE_MAX_QUERIES) return 0;   // dcagen_causal_d128_f16_launch runs the prefill kernel
+  paged::CallLayout c;
+  dim3 grid;
+  const int status = paged::contiguous_layout(*params, splits, c, grid);
+  return status != 0 ? -status : c.splits;
+}
+
+extern "C" long long dcagen_causal_d128_f16_decode_workspace_bytes(const dcagen_attention_params* params, int splits) {
+  using namespace dcagen_causal_d128_f16;
+  const int used = dcagen_causal_d128_f16_decode_splits(params, splits);
+  if (used <= 1) return 0;
+  return partial_floats(used, (long long)params->batch * params->queries * params->query_heads) * 4;
+}
+
+extern "C" int dcagen_causal_d128_f16_decode(const dcagen_attention_params* params, int splits, void* workspace, void* stream_handle) {
+  using namespace dcagen_causal_d128_f16;
+  return paged::launch_contiguous(*params, splits, workspace, (cudaStream_t)stream_handle);
 }
 
 extern "C" int dcagen_causal_d128_f16_append_to_cache(const dcagen_cache_append_params* params, void* stream_handle) {

@@ -59,21 +59,32 @@ std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor k, torch::Tens
   return {out, lse};
 }
 
+// cu_seqlens_q empty: q is (batch, Sq, Hq, D); else (varlen) q is packed (total_q, Hq, D), max_seqlen_q its largest count.
 std::vector<torch::Tensor> paged(torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor block_table,
                                  torch::Tensor seq_lens, torch::Tensor rope, int64_t max_seq_len, int64_t num_splits,
-                                 double softmax_scale, int64_t original_max_position) {
+                                 double softmax_scale, int64_t original_max_position, torch::Tensor cu_seqlens_q, int64_t max_seqlen_q) {
+  const bool packed = cu_seqlens_q.numel() > 0;
   auto out = torch::empty_like(q);
-  auto lse = torch::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(torch::kFloat32));
+  auto lse = packed ? torch::empty({q.size(1), q.size(0)}, q.options().dtype(torch::kFloat32))
+                    : torch::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(torch::kFloat32));
   dcagen_paged_attention_params p = {};
   p.q = q.data_ptr(); p.k_cache = k_cache.data_ptr(); p.v_cache = v_cache.data_ptr();
   p.block_table = block_table.data_ptr<int>(); p.seq_lens = seq_lens.data_ptr<int>();
   p.out = out.data_ptr(); p.lse = lse.data_ptr<float>(); p.rope = rope.data_ptr<float>();
-  p.q_batch_stride = q.stride(0); p.q_seq_stride = q.stride(1); p.q_head_stride = q.stride(2);
+  if (packed) {   // rows are tokens: no batch stride
+    p.cu_seqlens_q = cu_seqlens_q.data_ptr<int>();
+    p.q_seq_stride = q.stride(0); p.q_head_stride = q.stride(1);
+    p.out_seq_stride = out.stride(0); p.out_head_stride = out.stride(1);
+    p.batch = (int)seq_lens.numel(); p.queries = (int)max_seqlen_q; p.query_heads = q.size(1);
+  } else {
+    p.q_batch_stride = q.stride(0); p.q_seq_stride = q.stride(1); p.q_head_stride = q.stride(2);
+    p.out_batch_stride = out.stride(0); p.out_seq_stride = out.stride(1); p.out_head_stride = out.stride(2);
+    p.batch = q.size(0); p.queries = q.size(1); p.query_heads = q.size(2);
+  }
   p.k_block_stride = k_cache.stride(0); p.k_row_stride = k_cache.stride(1); p.k_head_stride = k_cache.stride(2);
   p.v_block_stride = v_cache.stride(0); p.v_row_stride = v_cache.stride(1); p.v_head_stride = v_cache.stride(2);
-  p.out_batch_stride = out.stride(0); p.out_seq_stride = out.stride(1); p.out_head_stride = out.stride(2);
   p.block_table_stride = block_table.stride(0);
-  p.batch = q.size(0); p.queries = q.size(1); p.query_heads = q.size(2); p.key_heads = k_cache.size(2);
+  p.key_heads = k_cache.size(2);
   p.block_size = k_cache.size(1); p.max_seq_len = (int)max_seq_len; p.splits = (int)num_splits;
   p.softmax_scale = (float)softmax_scale; p.original_max_position = (int)original_max_position;
   const long long bytes = dcagen_causal_d128_f16_paged_workspace_bytes(&p);
@@ -216,33 +227,55 @@ def append_to_cache(key, value, k_cache, v_cache, slot_mapping, positions, *, le
 
 
 def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *, softmax_scale=None, num_splits=0,
-                    return_softmax_lse=False, max_seq_len=None, original_max_position=None, rope_theta=10000.0):
+                    return_softmax_lse=False, max_seq_len=None, original_max_position=None, rope_theta=10000.0,
+                    cu_seqlens_q=None, max_seqlen_q=None):
     """Attention of q over a paged KV cache (flash_attn_with_kvcache's names where they apply).
 
     q: (batch, Sq, Hq, 128), the last Sq positions of every sequence; k_cache, v_cache: (num_blocks,
     block_size, Hk, 128) with block_size a power of two; block_table: (batch, max_blocks) int32,
-    physical block of each logical block; seq_lens: (batch,) int32, keys of each sequence (>= Sq).
+    physical block of each logical block; seq_lens: (batch,) int32, keys of each sequence (>= its queries).
     Keys in the cache are raw (rotated as they are read). num_splits: 0 lets the
     launcher split keys across thread blocks from the work, n > 0 forces n. max_seq_len: an upper bound
     of seq_lens (default block_table.size(1) * block_size, which needs no device read). With
     original_max_position, logits get Qwen's temperature s(n) per sequence, n = seq_lens[b] (logits x s(n)^2: query and key).
     Returns out like q, and lse (batch, Hq, Sq) float32 when return_softmax_lse.
+
+    Chunked prefill / varlen (flash_attn_varlen_func's convention): cu_seqlens_q (batch + 1,) int32 packs q
+    as (total_q, Hq, 128), sequence b owning rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1, its last
+    positions; max_seqlen_q is the largest count (default: read from cu_seqlens_q, a device sync). out is
+    packed like q, lse (Hq, total_q).
     """
     pass
-    if q.dim() != 4 or q.size(-1) != HEAD_DIM or q.dtype != DTYPE or not q.is_cuda or q.stride(-1) != 1:
-        raise ValueError(f"q must be a 4-d {DTYPE} CUDA tensor with head dim {HEAD_DIM}, got {tuple(q.shape)} {q.dtype}")
+    packed = cu_seqlens_q is not None
+    rank = 3 if packed else 4
+    if q.dim() != rank or q.size(-1) != HEAD_DIM or q.dtype != DTYPE or not q.is_cuda or q.stride(-1) != 1:
+        shape = "(total_q, Hq, D)" if packed else "(batch, Sq, Hq, D)"
+        raise ValueError(f"q must be a {shape} {DTYPE} CUDA tensor with head dim {HEAD_DIM}, got {tuple(q.shape)} {q.dtype}")
     _check_cache("k_cache", k_cache)
     _check_cache("v_cache", v_cache)
     block_size = k_cache.size(1)
-    if k_cache.shape != v_cache.shape or q.size(2) % k_cache.size(2) != 0 or block_size & (block_size - 1) != 0:
+    if k_cache.shape != v_cache.shape or q.size(-2) % k_cache.size(2) != 0 or block_size & (block_size - 1) != 0:
         raise ValueError(f"incompatible shapes q {tuple(q.shape)}, k_cache {tuple(k_cache.shape)}, v_cache {tuple(v_cache.shape)} (block_size must be a power of two)")
     block_table = block_table.to(device=q.device, dtype=torch.int32)
     seq_lens = seq_lens.to(device=q.device, dtype=torch.int32).contiguous()
-    if block_table.dim() != 2 or block_table.size(0) != q.size(0) or block_table.stride(-1) != 1 or seq_lens.numel() != q.size(0):
+    batch = block_table.size(0)
+    if block_table.dim() != 2 or (not packed and batch != q.size(0)) or block_table.stride(-1) != 1 or seq_lens.numel() != batch:
         raise ValueError(f"block_table must be (batch, max_blocks) and seq_lens (batch,), got {tuple(block_table.shape)} and {tuple(seq_lens.shape)}")
+    if packed:
+        cu_seqlens_q = cu_seqlens_q.to(device=q.device, dtype=torch.int32).contiguous()
+        if cu_seqlens_q.numel() != batch + 1:
+            raise ValueError(f"cu_seqlens_q must have batch + 1 = {batch + 1} entries, got {cu_seqlens_q.numel()}")
+        if max_seqlen_q is None:
+            max_seqlen_q = int((cu_seqlens_q[1:] - cu_seqlens_q[:-1]).max())
+        if max_seqlen_q < 1:
+            raise ValueError("max_seqlen_q must be at least 1")
+    else:
+        cu_seqlens_q = torch.empty(0, dtype=torch.int32, device=q.device)
+        max_seqlen_q = 0
     if max_seq_len is None:
         max_seq_len = block_table.size(1) * block_size
     max_position = POSITION_LIMIT if POSITION_LIMIT is not None else max_seq_len - 1
     out, lse = _build().paged(q, k_cache, v_cache, block_table, seq_lens, rope_table(rope_theta, max_position, q.device),
-                              int(max_seq_len), int(num_splits), float(softmax_scale or 0.0), int(original_max_position or 0))
+                              int(max_seq_len), int(num_splits), float(softmax_scale or 0.0), int(original_max_position or 0),
+                              cu_seqlens_q, int(max_seqlen_q))
     return (out, lse) if return_softmax_lse else out

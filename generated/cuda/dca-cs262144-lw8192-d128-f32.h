@@ -57,6 +57,10 @@ typedef struct dcagen_paged_attention_params {
   int splits;               /* key splits: 0 chooses from the work and the GPU, n > 0 forces n */
   float softmax_scale;      /* <= 0: 1/sqrt(head_dim) */
   int original_max_position;  /* > 0: Qwen temperature s(n), n = seq_lens[b] (see the kernel file) */
+  const int* cu_seqlens_q;  /* varlen / chunked prefill: (batch + 1) int32, q packed (total_q, query_heads, head_dim) with
+                               sequence b owning rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1 (its last positions);
+                               `queries` is then the largest count, out is packed like q, lse (query_heads, total_q).
+                               NULL: fixed rows as above */
 } dcagen_paged_attention_params;
 
 /** New tokens into a paged KV cache (vLLM's reshape_and_cache): keys rotated once at their key position. */
@@ -101,6 +105,15 @@ int dcagen_dca_cs262144_lw8192_d128_f32_paged_attention(const dcagen_paged_atten
 /** Writes new keys (rotated at the pattern's key position) and values into the cache through slot_mapping.
     Returns 0, a cudaError_t, or cudaErrorNotSupported for patterns whose regions place keys at their own positions. */
 int dcagen_dca_cs262144_lw8192_d128_f32_append_to_cache(const dcagen_cache_append_params* params, void* stream);
+/* ---- Split-K decode of contiguous K/V: *_launch runs it for calls of at most 16 queries ---- */
+/** Key splits dcagen_dca_cs262144_lw8192_d128_f32_decode uses for this call (splits 0: chosen from the work; n > 0: n); 0 when the call
+    has more than 16 queries (dcagen_dca_cs262144_lw8192_d128_f32_launch runs the prefill kernel); negative: a cudaError_t for bad params. */
+int dcagen_dca_cs262144_lw8192_d128_f32_decode_splits(const dcagen_attention_params* params, int splits);
+/** Scratch bytes dcagen_dca_cs262144_lw8192_d128_f32_decode needs in `workspace` for these splits (0 with one split). */
+long long dcagen_dca_cs262144_lw8192_d128_f32_decode_workspace_bytes(const dcagen_attention_params* params, int splits);
+/** Split-K decode of q (at most 16 queries) over contiguous k, v on `stream`; params as for dcagen_dca_cs262144_lw8192_d128_f32_launch.
+    workspace NULL: scratch comes from the device's stream-ordered pool. Returns 0 or a cudaError_t. */
+int dcagen_dca_cs262144_lw8192_d128_f32_decode(const dcagen_attention_params* params, int splits, void* workspace, void* stream);
 
 #ifdef __cplusplus
 }
