@@ -174,7 +174,8 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     })
     : renderTemplate('cuda', 'skeleton_simt.cu', { rotateKey: rotateKeyOnLoad(plan) });
   const merge = `\n${renderTemplate('cuda', 'merge.cu', {})}`;
-  const setAttr = (k: string): string => `  cudaFuncSetAttribute(${k}, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);`;
+  // The opt-in above 48 KiB can fail (too much for this GPU): its result is checked like a launch's.
+  const setAttr = (k: string): string => `  { const cudaError_t e = cudaFuncSetAttribute(${k}, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes); if (e != cudaSuccess) return (int)e; }`;
   let launchBody: string;
   if (options.variant === 'fused') {
     launchBody = [
@@ -208,6 +209,8 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     headDim: c.headDim,
     workspaceFloats: options.variant === 'three-pass' ? `(long long)${plan.regions.length * (c.headDim + 1)}` : '0ll',
     smemType: mma ? 'storage_t' : 'float',
+    // cp.async moves 16-byte chunks on the tensor-core path; the SIMT path loads single elements.
+    loadBytes: mma ? 16 : c.dtype === 'f32' ? 4 : 2,
     launchBody,
   });
   return renderTemplate('cuda', 'kernels.cu', {
