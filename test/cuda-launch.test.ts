@@ -112,3 +112,71 @@ describe('CUDA launcher grid slicing (emulated)', () => {
     await expect(runCudaAttention({ q, k, v, pattern: dca, rope, dtype: 'bf16', emulate: true }, { transformSource: planted })).rejects.toThrow(/over the lowered limit/);
   });
 });
+
+describe('PyTorch module input checks (torch is not installed here: the pure check function runs alone)', () => {
+  // Runs the emitted module's own _input_error (and the constants it reads), lifted out of the file
+  // with Python's ast, on plain descriptions of tensors: what _tensor_facts reads from a real tensor.
+  const lift = [
+    'import ast, json, sys',
+    'src = open(sys.argv[1]).read()',
+    'keep = [n for n in ast.parse(src).body if (isinstance(n, ast.Assign) and any(getattr(t, "id", "") in ("HEAD_DIM", "LOAD_BYTES", "DTYPE_NAME") for t in n.targets))',
+    '        or (isinstance(n, ast.FunctionDef) and n.name == "_input_error")]',
+    'ns = {}',
+    'exec(compile(ast.Module(body=keep, type_ignores=[]), sys.argv[1], "exec"), ns)',
+    'cases = json.load(sys.stdin)',
+    'print(json.dumps([ns["_input_error"]({k: dict(f, shape=tuple(f["shape"]), stride=tuple(f["stride"])) for k, f in c.items()}) for c in cases]))',
+  ].join('\n');
+
+  interface Facts { shape: number[]; stride: number[]; dtype: string; device: string; is_cuda: boolean; address: number; element_size: number }
+  const contiguous = (shape: number[], dtype = 'torch.bfloat16', elementSize = 2): Facts => {
+    const stride = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    return { shape, stride, dtype, device: 'cuda:0', is_cuda: true, address: 0x7f0000000000, element_size: elementSize };
+  };
+  const call = (over: { q?: Partial<Facts>; k?: Partial<Facts>; v?: Partial<Facts> } = {}, shapes = { q: [2, 64, 8, 128], kv: [2, 96, 2, 128] }, dtype = 'torch.bfloat16', elementSize = 2): Record<string, Facts> => ({
+    q: { ...contiguous(shapes.q, dtype, elementSize), ...over.q },
+    k: { ...contiguous(shapes.kv, dtype, elementSize), ...over.k },
+    v: { ...contiguous(shapes.kv, dtype, elementSize), ...over.v },
+  });
+
+  async function errors(dtype: KernelDType, cases: Record<string, Facts>[]): Promise<(string | null)[]> {
+    const dir = await mkdtemp(join(tmpdir(), 'dcagen-torch-checks-'));
+    const set = emitCuda(dca, cudaKernelConfig({ headDim: 128, dtype }), { command: 'test' });
+    const py = set.files.find((f) => f.name.endsWith('.py'))!;
+    await writeFile(join(dir, py.name), py.contents);
+    const compiled = await execa('python3', ['-m', 'py_compile', join(dir, py.name)], { reject: false, all: true });
+    expect(compiled.exitCode, compiled.all).toBe(0);
+    const run = await execa('python3', ['-c', lift, join(dir, py.name)], { input: JSON.stringify(cases), reject: false, all: true });
+    expect(run.exitCode, run.all).toBe(0);
+    return JSON.parse(run.stdout) as (string | null)[];
+  }
+
+  it('bf16 (tensor cores, 16-byte loads): device, dtype, shape, contiguity and alignment errors; empty calls pass', async () => {
+    const sliced = contiguous([2, 96, 2, 132]);   // k = wider[..., :128]: rows 132 elements apart
+    const cases: [Record<string, Facts>, RegExp | null][] = [
+      [call(), null],
+      [call({ k: { dtype: 'torch.float16' } }), /^k is torch\.float16; this kernel was compiled for torch\.bfloat16$/],
+      [call({ q: { device: 'cpu', is_cuda: false } }), /^q is on cpu; the kernel runs on CUDA tensors$/],
+      [call({ v: { device: 'cuda:1' } }), /^q, k and v must be on one device, got q on cuda:0, k on cuda:0, v on cuda:1$/],
+      [call({ q: { stride: [65536, 1024, 1, 8] } }), /^q must be contiguous in its last dimension/],
+      [call({ q: { address: 0x7f0000000000 + 2 } }), /^q's data is not 16-byte aligned/],
+      [call({ k: { shape: [2, 96, 2, 128], stride: sliced.stride } }), /^k's strides \(25344, 264, 132, 1\) are not multiples of 16 bytes/],
+      [call({ q: { stride: [3, 1024, 128, 1] } }, { q: [1, 64, 8, 128], kv: [1, 96, 2, 128] }), null],   // batch stride unused at batch 1
+      [call({}, { q: [2, 100, 8, 128], kv: [2, 96, 2, 128] }), /^more queries \(100\) than keys \(96\)/],
+      [call({}, { q: [2, 64, 6, 128], kv: [2, 96, 4, 128] }), /^query heads \(6\) must be a multiple of key heads \(4\)/],
+      [call({ q: { address: 1 } }, { q: [2, 0, 8, 128], kv: [2, 96, 2, 128] }), null],   // Sq = 0: nothing is read
+      [call({}, { q: [0, 64, 8, 128], kv: [0, 96, 2, 128] }), null],                       // batch 0
+      [call({}, { q: [2, 64, 8, 64], kv: [2, 96, 2, 64] }), /^q must be 4-d \(batch, seq, heads, 128\)/],
+    ];
+    const got = await errors('bf16', cases.map(([c]) => c));
+    cases.forEach(([, want], n) => {
+      if (want === null) expect(got[n], `case ${n}`).toBeNull();
+      else expect(got[n], `case ${n}`).toMatch(want);
+    });
+  });
+
+  it('f32 (SIMT, element loads): a row stride of 129 elements is accepted', async () => {
+    const got = await errors('f32', [call({ k: { stride: [24768, 258, 129, 1] } }, undefined, 'torch.float32', 4), call({}, undefined, 'torch.bfloat16', 2)]);
+    expect(got[0]).toBeNull();
+    expect(got[1]).toMatch(/^q is torch\.bfloat16; this kernel was compiled for torch\.float32$/);
+  });
+});

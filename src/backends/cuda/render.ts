@@ -80,6 +80,12 @@ export function cudaThreads(plan: KernelPlan): number {
   return usesTensorCores(plan) ? 128 : plan.config.blockQ * 4;
 }
 
+/** Bytes the kernel loads q, k and v in at a time (cp.async's 16-byte chunks on tensor cores, else one
+ *  element): the launcher and the PyTorch module require pointers and used strides to be multiples. */
+export function cudaLoadBytes(plan: KernelPlan): number {
+  return usesTensorCores(plan) ? 16 : plan.config.dtype === 'f32' ? 4 : 2;
+}
+
 /** Dynamic shared memory a block of the kernel uses, in bytes. */
 export function cudaSharedMemoryBytes(plan: KernelPlan): number {
   const { blockQ, blockK, headDim } = plan.config;
@@ -209,8 +215,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     headDim: c.headDim,
     workspaceFloats: options.variant === 'three-pass' ? `(long long)${plan.regions.length * (c.headDim + 1)}` : '0ll',
     smemType: mma ? 'storage_t' : 'float',
-    // cp.async moves 16-byte chunks on the tensor-core path; the SIMT path loads single elements.
-    loadBytes: mma ? 16 : c.dtype === 'f32' ? 4 : 2,
+    loadBytes: cudaLoadBytes(plan),
     launchBody,
   });
   return renderTemplate('cuda', 'kernels.cu', {

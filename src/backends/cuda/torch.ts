@@ -4,6 +4,7 @@
 import { kebab } from '../../dsl/instantiate.js';
 import type { KernelPlan } from '../../plan/kernel-plan.js';
 import { renderTemplate } from '../template.js';
+import { cudaLoadBytes, usesTensorCores } from './render.js';
 import { pythonText } from '../text.js';
 
 export interface TorchModuleOptions {
@@ -67,6 +68,8 @@ export function renderTorchModule(plan: KernelPlan, options: TorchModuleOptions)
     ropeFineBits: plan.rope.fineBits,
     positionLimit: plan.rope.positionLimit ?? 'None',
     workspaceFloats: options.variant === 'three-pass' ? plan.regions.length * (plan.config.headDim + 1) : 0,
+    loadBytes: cudaLoadBytes(plan),
+    loadNote: usesTensorCores(plan) ? 'cp.async on the tensor-core path' : 'one element at a time on the SIMT path',
     keywordParams,
     summary: pythonText.comment(`${pattern.definition.summary}, fused into one flash-attention pass.`),
     paramsText,
