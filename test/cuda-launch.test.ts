@@ -67,6 +67,19 @@ describe('CUDA launcher checks (emulated)', () => {
   });
 });
 
+describe('the harness reports the launcher\'s reason', () => {
+  it('dcagen run --emulate fails with check_params\' message (alignment demanded beyond what cudaMalloc gives, planted)', async () => {
+    const q = randomTensor([1, 8, 1, 64], 71);
+    const k = randomTensor([1, 8, 1, 64], 72);
+    const planted = (source: string): string => {
+      expect(source).toContain('constexpr int LOAD_BYTES = 16;');
+      return source.replace('constexpr int LOAD_BYTES = 16;', 'constexpr int LOAD_BYTES = 1 << 20;');
+    };
+    await expect(runCudaAttention({ q, k, v: k, pattern: dca, rope, dtype: 'bf16', emulate: true }, { transformSource: planted }))
+      .rejects.toThrow(/the launcher refused the call: q \(0x[0-9a-f]+\) is not 1048576-byte aligned/);
+  });
+});
+
 describe('CUDA launcher grid slicing (emulated)', () => {
   // The real limit (65535) takes ~2 minutes to reach on the emulation, so the tests lower it in the
   // launcher and make every launch check its grid against the lowered limit: a slice that is too

@@ -210,6 +210,10 @@ int main(int argc, char** argv) {
   p.out_head_stride = p.q_head_stride; p.out_seq_stride = p.q_seq_stride; p.out_batch_stride = p.q_batch_stride;
   p.batch = batch; p.queries = queries; p.keys = keys; p.query_heads = query_heads; p.key_heads = key_heads;
   p.logit_scale = FN(_logit_scale)(keys, scale, original_max_position);
+  if (const char* why = FN(_check_params)(&p)) {   // the launcher's own reason, rather than "invalid argument"
+    std::fprintf(stderr, "harness: the launcher refused the call: %s\n", why);
+    return 1;
+  }
 
   for (int r = 0; r < (repeats > 1 ? 1 : 0); ++r) {  // warm-up when timing
     check((cudaError_t)FN(_launch)(&p, nullptr), "launch");

@@ -69,14 +69,14 @@ async function demangle(names: string[]): Promise<Map<string, string>> {
   return new Map(names.map((n) => [n, n]));
 }
 
-/** One architecture's compile: ptxas's report (its text) and the PTX nvcc handed to ptxas. */
+/** One architecture's compile: ptxas's report (its text) and, when asked for, the PTX nvcc handed to ptxas. */
 interface ArchCompile {
   readonly arch: string;
   readonly ptxasText: string;
   readonly ptx: string;
 }
 
-async function compileArchs(cuPath: string, includeDir: string): Promise<ArchCompile[]> {
+async function compileArchs(cuPath: string, includeDir: string, keepPtx: boolean): Promise<ArchCompile[]> {
   const work = await mkdtemp(join(tmpdir(), 'dcagen-ptxas-'));
   try {
     const out: ArchCompile[] = [];
@@ -84,14 +84,15 @@ async function compileArchs(cuPath: string, includeDir: string): Promise<ArchCom
       const keep = join(work, arch);
       await mkdir(keep);
       // -c also compiles the host launchers (a host-side error fails the report too); --keep leaves the PTX.
-      const result = await execa('nvcc', ['-c', `-arch=${arch}`, '-std=c++17', '-O3', '-Xptxas', '-v', '--keep', '--keep-dir', keep, `-I${includeDir}`, cuPath, '-o', join(work, `${arch}.o`)], { reject: false, all: true });
+      const keepFlags = keepPtx ? ['--keep', '--keep-dir', keep] : [];
+      const result = await execa('nvcc', ['-c', `-arch=${arch}`, '-std=c++17', '-O3', '-Xptxas', '-v', ...keepFlags, `-I${includeDir}`, cuPath, '-o', join(work, `${arch}.o`)], { reject: false, all: true });
       if ((result as { code?: string }).code === 'ENOENT') throw new UnavailableError('nvcc not found: the CUDA compile tier needs the CUDA toolkit');
       if (result.exitCode !== 0) {
         const first = (result.all ?? '').split('\n').find((l) => /error/.test(l)) ?? 'unknown error';
         throw new KernelError(`nvcc ${arch} failed for ${cuPath}: ${first}`);
       }
       const ptxName = `${basename(cuPath).replace(/\.cu$/, '')}.ptx`;
-      const ptx = await readFile(join(keep, ptxName), 'utf8').catch(() => {
+      const ptx = !keepPtx ? '' : await readFile(join(keep, ptxName), 'utf8').catch(() => {
         throw new KernelError(`nvcc ${arch} left no ${ptxName} in its --keep folder`);
       });
       out.push({ arch, ptxasText: result.all ?? '', ptx });
@@ -104,7 +105,7 @@ async function compileArchs(cuPath: string, includeDir: string): Promise<ArchCom
 
 /** Compiles `cuPath` for each architecture and returns ptxas's numbers per kernel. */
 export async function ptxasReport(cuPath: string, includeDir: string): Promise<KernelResources[]> {
-  const compiled = await compileArchs(cuPath, includeDir);
+  const compiled = await compileArchs(cuPath, includeDir, false);
   const all = compiled.flatMap((c) => parsePtxasReport(c.ptxasText, c.arch));
   const names = await demangle([...new Set(all.map((r) => r.kernel))]);
   return all.map((r) => ({ ...r, kernel: names.get(r.kernel) ?? r.kernel }));
@@ -157,7 +158,7 @@ const ratio = (a: number, b: number): number => (b === 0 ? 0 : Math.round((a / b
 
 /** The cost report of an emitted .cu whose prefill kernels were planned as `plan`. */
 export async function cudaCostReport(cuPath: string, includeDir: string, plan: KernelPlan): Promise<KernelCost[]> {
-  const compiled = await compileArchs(cuPath, includeDir);
+  const compiled = await compileArchs(cuPath, includeDir, true);
   const rows = compiled.flatMap((c) => {
     const entries = new Map(parsePtxEntries(c.ptx).map((e) => [e.name, e]));
     return parsePtxasReport(c.ptxasText, c.arch).map((r) => ({ r, entry: entries.get(r.kernel) }));
