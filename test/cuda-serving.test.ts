@@ -301,7 +301,7 @@ describe('the PyTorch module of a CUDA kernel set', () => {
       expect(py.contents).toContain('def append_to_cache(key, value, k_cache, v_cache, slot_mapping, positions, *,');
       expect(py.contents).toContain('def paged_attention(q, k_cache, v_cache, block_table, seq_lens, *,');
       const called = py.contents.match(new RegExp(`${set.prefix}_[a-z_]+(?=\\()`, 'g')) ?? [];
-      expect(new Set(called)).toEqual(new Set(['launch', 'paged_workspace_bytes', 'paged_attention', 'append_to_cache'].map((f) => `${set.prefix}_${f}`)));
+      expect(new Set(called)).toEqual(new Set(['check_params', 'launch', 'paged_workspace_bytes', 'paged_attention', 'append_to_cache'].map((f) => `${set.prefix}_${f}`)));
       for (const name of called) expect(set.header, name).toContain(`${name}(`);
       files.push(join(dir, py.name));
       await writeFile(files[files.length - 1]!, py.contents);
