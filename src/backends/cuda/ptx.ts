@@ -110,14 +110,15 @@ export function findLoops(entry: PtxEntry): PtxLoop[] {
 const opcode = (line: string): string => line.replace(/^@!?%\w+\s+/, '').split(/\s+/)[0]!;
 
 /**
- * RoPE work: a float2 load (`ld.global[.nc].v2.f32`, or a generic `ld.v2.f32`) is how the kernels
- * read a (cos, sin) pair of the host-computed table, and nothing else in an attention kernel's key
- * loop loads float2 from global memory (K and V arrive as 16-bit data by cp.async); sin/cos
- * instructions would be angles computed on the device.
+ * RoPE work: a float2 load (`ld.global[.nc].v2.f32`, a generic `ld.v2.f32`, or `ld.shared.v2.f32`
+ * for a table staged in shared memory) is how a kernel reads a (cos, sin) pair of the
+ * host-computed table, and nothing else in an attention kernel's key loop loads float2 (K and V
+ * are 16-bit data arriving by cp.async and read by ldmatrix; the softmax lives in registers and
+ * shuffles); sin/cos instructions would be angles computed on the device.
  */
 export function isRopeWork(line: string): boolean {
   const op = opcode(line);
-  return /^ld(\.global(\.nc)?)?\.v2\.f32$/.test(op) || /^(sin|cos)\./.test(op);
+  return /^ld(\.global(\.nc)?|\.shared)?\.v2\.f32$/.test(op) || /^(sin|cos)\./.test(op);
 }
 
 /** Counts the instructions of `lines` by kind. */
