@@ -26,6 +26,7 @@ import importlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -246,8 +247,15 @@ def timed(fn, budget_ms):
     return float(np.median(times))
 
 
+class StageTimeLimit(BaseException):
+    """SIGTERM from cuda-h200.sh's `timeout`: stop measuring, still print what was measured."""
+
+
+def _on_sigterm(signum, frame):
+    raise StageTimeLimit()
+
+
 def bench(sizes, budget_ms):
-    from torch.nn.attention import SDPBackend, sdpa_kernel
     b = manifest()["bench"]
     _, fused = attention_fn(b["fused"]["module"])
     _, causal = attention_fn(b["causal"]["module"])
@@ -255,66 +263,76 @@ def bench(sizes, budget_ms):
     print(f"## Benchmark: bf16, d {HEAD_DIM}, Hq {HEADS}, Hk {KV_HEADS}, batch 1 (Llama-2 4k DCA: C {DCA.chunk_size}, W {DCA.local_window})\n")
     print("| Sq = Sk | kernel | median ms | TFLOP/s (causal count) |\n|---|---|---|---|", flush=True)
     times_by_size = {}
-    for s in sizes:
-        torch.manual_seed(s)
-        q = torch.randn(1, s, HEADS, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
-        k = torch.randn(1, s, KV_HEADS, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
-        v = torch.randn_like(k)
-        # (B, H, S, D) copies for the PyTorch peers, made outside the timing (their native layout).
-        qt, kt, vt = (x.transpose(1, 2).contiguous() for x in (q, k, v))
-        results = {}
-        note = {}
-
-        def run(label, fn):
-            try:
-                results[label] = timed(fn, budget_ms)
-            except Exception as err:  # noqa: BLE001 - one unavailable peer must not stop the others
-                note[label] = f"unavailable: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}"
-
-        run(FUSED, lambda: fused(q, k, v, chunk_size=DCA.chunk_size, local_window=DCA.local_window))
-        run(CAUSAL, lambda: causal(q, k, v))
-        run(THREE_PASS, lambda: three(q, k, v, chunk_size=DCA.chunk_size, local_window=DCA.local_window))
-        repeated = None
-        for label, backend in ((SDPA_FLASH, SDPBackend.FLASH_ATTENTION), (SDPA_CUDNN, SDPBackend.CUDNN_ATTENTION)):
-            def sdpa(backend=backend):
-                with sdpa_kernel(backend):
-                    return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=True)
-            run(label, sdpa)
-            if label in note:
-                # Backends without GQA support: the same call on K/V heads repeated (outside the timing).
-                if repeated is None:
-                    repeated = tuple(x.repeat_interleave(HEADS // KV_HEADS, dim=1) for x in (kt, vt))
-                first_error = note.pop(label)
-
-                def sdpa_repeated(backend=backend):
-                    with sdpa_kernel(backend):
-                        return torch.nn.functional.scaled_dot_product_attention(qt, *repeated, is_causal=True)
-                run(label, sdpa_repeated)
-                if label in results:
-                    note[label] = "K/V heads repeated (enable_gqa refused)"
-                else:
-                    note[label] = first_error
-        try:
-            flex = FlexDca(s, "cuda")
-            run(FLEX_DCA, lambda: flex(qt, kt, vt))
-            qs, kr = flex.rotated(qt, kt)
-            run(FLEX_DCA_CALLS, lambda: flex.calls(qs, kr, vt))
-            del flex, qs, kr
-        except Exception as err:  # noqa: BLE001
-            note[FLEX_DCA] = f"unavailable: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}"
-        for label in (FUSED, CAUSAL, THREE_PASS, SDPA_FLASH, SDPA_CUDNN, FLEX_DCA, FLEX_DCA_CALLS):
-            if label in results:
-                suffix = f" ({note[label]})" if label in note else ""
-                print(f"| {s} | {label}{suffix} | {results[label]:.3f} | {causal_tflops(s, results[label]):.1f} |")
-            elif label in note:
-                print(f"| {s} | {label} | {note[label]} | |")
-        sys.stdout.flush()
-        times_by_size[s] = results
-        del q, k, v, qt, kt, vt, repeated
-        torch.cuda.empty_cache()
+    try:
+        for s in sizes:
+            bench_size(s, budget_ms, fused, causal, three, times_by_size)
+    except StageTimeLimit:
+        print(f"\n(stopped by the stage's time limit after sizes {sorted(times_by_size) or 'none'})")
     print("\n## Goals (issue 10), time for time on the same shapes\n")
     print(goals_markdown(times_by_size))
-    print()
+    print(flush=True)
+
+
+def bench_size(s, budget_ms, fused, causal, three, times_by_size):
+    """One Sq = Sk: every kernel on the same tensors, each row printed as soon as it is measured."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    torch.manual_seed(s)
+    q = torch.randn(1, s, HEADS, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(1, s, KV_HEADS, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn_like(k)
+    # (B, H, S, D) copies for the PyTorch peers, made outside the timing (their native layout).
+    qt, kt, vt = (x.transpose(1, 2).contiguous() for x in (q, k, v))
+    results = times_by_size.setdefault(s, {})   # filled as kernels are measured (a time limit keeps what was)
+
+    def run(label, fn, how=""):
+        """Times fn into results[label] and prints its row; returns None, or why it could not run."""
+        try:
+            results[label] = timed(fn, budget_ms)
+        except Exception as err:  # noqa: BLE001 - one unavailable peer must not stop the others
+            return f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}"
+        print(f"| {s} | {label}{how} | {results[label]:.3f} | {causal_tflops(s, results[label]):.1f} |", flush=True)
+        return None
+
+    def unavailable(label, why):
+        print(f"| {s} | {label} | unavailable: {why} | |", flush=True)
+
+    for label, fn in ((FUSED, lambda: fused(q, k, v, chunk_size=DCA.chunk_size, local_window=DCA.local_window)),
+                      (CAUSAL, lambda: causal(q, k, v)),
+                      (THREE_PASS, lambda: three(q, k, v, chunk_size=DCA.chunk_size, local_window=DCA.local_window))):
+        why = run(label, fn)
+        if why is not None:
+            unavailable(label, why)
+    repeated = None
+    for label, backend in ((SDPA_FLASH, SDPBackend.FLASH_ATTENTION), (SDPA_CUDNN, SDPBackend.CUDNN_ATTENTION)):
+        def sdpa(backend=backend):
+            with sdpa_kernel(backend):
+                return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=True)
+        why = run(label, sdpa)
+        if why is None:
+            continue
+        # A backend without GQA support: the same call on K/V heads repeated (outside the timing).
+        if repeated is None:
+            repeated = tuple(x.repeat_interleave(HEADS // KV_HEADS, dim=1) for x in (kt, vt))
+
+        def sdpa_repeated(backend=backend):
+            with sdpa_kernel(backend):
+                return torch.nn.functional.scaled_dot_product_attention(qt, *repeated, is_causal=True)
+        if run(label, sdpa_repeated, " (K/V heads repeated: enable_gqa refused)") is not None:
+            unavailable(label, why)
+    try:
+        flex = FlexDca(s, "cuda")
+    except Exception as err:  # noqa: BLE001
+        unavailable(FLEX_DCA, f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}")
+    else:
+        why = run(FLEX_DCA, lambda: flex(qt, kt, vt))
+        if why is not None:
+            unavailable(FLEX_DCA, why)
+        qs, kr = flex.rotated(qt, kt)   # rotated outside the timing: the three attention calls alone
+        why = run(FLEX_DCA_CALLS, lambda: flex.calls(qs, kr, vt))
+        if why is not None:
+            unavailable(FLEX_DCA_CALLS, why)
+    del q, k, v, qt, kt, vt, repeated
+    torch.cuda.empty_cache()
 
 
 def sanitize():
@@ -339,6 +357,7 @@ def main(argv):
     parser.add_argument("--budget-ms", type=float, default=2000.0, help="about this much timing per kernel and size (3 to 20 repeats)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 4, help="parallel extension builds")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     if args.stage == "build":
         build(args.workers)
         return 0
