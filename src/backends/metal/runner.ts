@@ -19,9 +19,8 @@ import type { Tensor } from '../../io/tensor.js';
 import { attentionShape } from '../../reference/attention.js';
 import { checkCacheAppend, pagedCacheShape } from '../../reference/kv-cache.js';
 import { runHarness, type HarnessProcessResult } from '../harness-run.js';
-import { packageRoot } from '../template.js';
+import { cacheFolder, packageRoot } from '../../io/package-files.js';
 import type { KernelVariant } from '../kernel-set.js';
-import { cacheFolder } from '../kernel-set.js';
 import { emitMetal, metalKernelConfig, type MetalKernelSet } from './emit.js';
 import { metalPagedPlan, type MetalPagedKind, type MetalPagedPlan } from './serving.js';
 
