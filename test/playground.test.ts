@@ -158,7 +158,7 @@ describe('the browser playground in headless Chromium', () => {
     const screenshot = process.env['DCAGEN_PLAYGROUND_SCREENSHOT'];
     if (screenshot !== undefined && screenshot !== '') {
       await mkdir(dirname(resolve(ROOT, screenshot)), { recursive: true });
-      await page.screenshot({ path: resolve(ROOT, screenshot) });
+      await page.screenshot({ path: resolve(ROOT, screenshot), fullPage: true });
     }
   });
 
@@ -180,5 +180,37 @@ describe('the browser playground in headless Chromium', () => {
     expect(cli.stderr).toBe('');
     expect(cli.exitCode).toBe(0);
     expect(await readFile(join(dir, 'kernels', name), 'utf8')).toBe(downloaded);
+  });
+
+  it('says so clearly when the adapter has no shader-f16 (SwiftShader has none) and the run asks for f16', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const hasF16 = await page.evaluate("navigator.gpu.requestAdapter().then((a) => a.features.has('shader-f16'))");
+    if (hasF16 === true) {
+      console.log('this adapter has shader-f16: nothing to refuse');
+      return;
+    }
+    await page.selectOption('#dtype', 'f16');
+    await page.click('#run');
+    await page.waitForFunction("document.body.dataset.run === 'failed' || document.body.dataset.run === 'done'", undefined, { timeout: STEP_TIMEOUT_MS });
+    expect(await page.getAttribute('#run-status', 'class')).toBe('unavailable');
+    expect(await page.textContent('#run-status')).toMatch(/^This WebGPU adapter \(.*\) has no shader-f16, so the f16 kernel cannot run here: choose f32\.$/);
+    await page.selectOption('#dtype', 'f32');
+  });
+
+  it('says so clearly when the browser has no WebGPU, and still draws the matrix', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const context = await browser!.newContext();
+    try {
+      const bare = await context.newPage();
+      // A browser without WebGPU: navigator.gpu is absent.
+      await bare.addInitScript("Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });");
+      await bare.goto(server!.resolvedUrls!.local[0]!);
+      await bare.waitForSelector('body[data-ready="true"]', { timeout: STEP_TIMEOUT_MS });
+      expect(await bare.$$eval('#matrix rect.cell', (cells) => cells.length)).toBeGreaterThan(0);
+      await bare.click('#run');
+      await bare.waitForFunction("document.body.dataset.run === 'failed'", undefined, { timeout: STEP_TIMEOUT_MS });
+      expect(await bare.getAttribute('#run-status', 'class')).toBe('unavailable');
+      expect(await bare.textContent('#run-status')).toMatch(/^This browser has no WebGPU \(navigator\.gpu is missing\)/);
+    } finally {
+      await context.close();
+    }
   });
 });

@@ -10,7 +10,7 @@ import { tolerance } from '../../src/verify/cases.js';
 import { createEditor } from './editor.js';
 import { examples, type Example } from './examples.js';
 import { checkDtype, gpuContext, runKernel, timeKernels, WebGpuUnavailableError } from './gpu.js';
-import { drawErrorMap } from './heatmap.js';
+import { drawErrorMap, errorMapCaption } from './heatmap.js';
 import { runInputs, type ReferenceReply, type ReferenceRequest, type RunSettings } from './inputs.js';
 import { emitCommandLine, emitFiles, KERNEL_BACKENDS, wgslLauncher } from './kernels.js';
 import { drawMatrix, followHover } from './matrix.js';
@@ -40,6 +40,7 @@ const ui = {
   runStatus: element<HTMLDivElement>('run-status'),
   maxError: element<HTMLDivElement>('max-error'),
   errorMap: element<HTMLCanvasElement>('error-map'),
+  errorCaption: element<HTMLDivElement>('error-caption'),
   timings: element<HTMLDivElement>('timings'),
   download: element<HTMLButtonElement>('download'),
   downloads: element<HTMLDivElement>('downloads'),
@@ -219,6 +220,7 @@ async function run(): Promise<void> {
     const diff = new Float64Array(queries * perRow);
     for (let k = 0; k < diff.length; k++) diff[k] = Math.abs(got.out[k]! - want.out[k]!);
     drawErrorMap(ui.errorMap, diff, queries, perRow, tol);
+    ui.errorCaption.textContent = errorMapCaption(tol);
 
     ui.runStatus.textContent = `timing fused ${pattern.name} vs causal vs three-pass (${TIMED_RUNS} interleaved runs each)…`;
     const causalPattern = compilePattern(causal, {});
