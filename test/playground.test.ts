@@ -137,6 +137,15 @@ describe('the browser playground in headless Chromium', () => {
     expect(await page.textContent('#hover')).toBe('i = 9, j = 2: query position 4, key position 0 (distance 4), region far');
   });
 
+  it('offers every built-in pattern as an example that compiles and draws', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const names = await page.$$eval('#example option', (options) => options.map((o) => o.getAttribute('value')));
+    expect(names).toEqual(['causal', 'dca', 'dca-paper', 'self-extend', 'rerope', 'sliding-window']);
+    for (const name of names) {
+      await page.selectOption('#example', name!);
+      await page.waitForFunction(`document.body.dataset.state === 'ok' && document.querySelector('#matrix title')?.textContent.startsWith(${JSON.stringify(`${name}:`)})`, undefined, { timeout: STEP_TIMEOUT_MS });
+    }
+  });
+
   it('runs DCA f32 on the page\'s WebGPU adapter: max error ≤ 2e-4 against the float64 reference, and times fused vs causal vs three-pass', { timeout: RUN_TIMEOUT_MS }, async () => {
     await page.selectOption('#example', 'dca');
     await page.waitForSelector('#param-chunkSize', { timeout: STEP_TIMEOUT_MS });

@@ -6,6 +6,7 @@
 import { kebab, compilePattern, type CompiledPattern } from '../../src/dsl/instantiate.js';
 import type { PatternDefinition } from '../../src/dsl/pattern.js';
 import { causal } from '../../src/patterns/index.js';
+import { attentionShape } from '../../src/reference/attention.js';
 import { tolerance } from '../../src/verify/cases.js';
 import { createEditor } from './editor.js';
 import { examples, type Example } from './examples.js';
@@ -197,13 +198,15 @@ async function run(): Promise<void> {
   try {
     const settings = runSettings();
     const text = editor.text();
+    const inputs = runInputs(settings);
+    // Shape problems (Hq not a multiple of Hk, Sq > Sk) are the reference's one-line messages.
+    attentionShape(inputs.q, inputs.k, inputs.v);
     ui.runStatus.textContent = 'float64 reference running in a worker…';
     const expected = reference({ text, params: pattern.params, settings });
     ui.runStatus.textContent = 'opening the WebGPU adapter…';
     const gpu = await gpuContext();
     checkDtype(gpu, settings.dtype);
     ui.runStatus.textContent = `compiling and running the fused ${pattern.name} kernel on ${gpu.adapterName}…`;
-    const inputs = runInputs(settings);
     const fusedLauncher = wgslLauncher({ pattern, headDim: settings.shape.headDim, dtype: settings.dtype });
     const got = await runKernel(gpu, fusedLauncher, settings, { q: inputs.q.data, k: inputs.k.data, v: inputs.v.data });
     const want = await expected;
