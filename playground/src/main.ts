@@ -51,6 +51,8 @@ const ui = {
 const paramValues = new Map<string, number>();
 let shownParams = '';
 let current: PatternOutcome | undefined;
+/** Blob URLs of the download links shown (revoked when the links go). */
+let downloadUrls: string[] = [];
 
 for (const example of examples) ui.example.add(new Option(example.name, example.name));
 const editor = createEditor(ui.editor, '', () => scheduleUpdate());
@@ -77,6 +79,7 @@ function update(): void {
   // New parameters get starting values: compile again with them.
   if (outcome.definition !== undefined && showParams(outcome.definition)) outcome = compileText(editor.text(), Object.fromEntries(paramValues));
   current = outcome;
+  clearDownloads(); // they were the previous pattern's files
   if (outcome.ok) {
     editor.showProblem(undefined);
     ui.diagnostic.textContent = '';
@@ -261,13 +264,17 @@ function showTimings(name: string, [fused, plain, threePass]: [number, number, n
   ui.timings.replaceChildren(table, ratios);
 }
 
-let downloadUrls: string[] = [];
-function download(): void {
-  const pattern = compiledOrSay();
-  if (pattern === undefined) return;
+function clearDownloads(): void {
   for (const url of downloadUrls) URL.revokeObjectURL(url);
   downloadUrls = [];
   ui.downloads.replaceChildren();
+  ui.downloads.className = '';
+}
+
+function download(): void {
+  const pattern = compiledOrSay();
+  if (pattern === undefined) return;
+  clearDownloads();
   try {
     const settings = runSettings();
     const request = { pattern, headDim: settings.shape.headDim, dtype: settings.dtype };
