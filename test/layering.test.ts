@@ -138,6 +138,18 @@ export default definePattern({
     expect((error as Error).message).toMatch(/^capped\.ts:10:\d+ \(pattern capped, region far, queryPosition\): division must be written Math\.floor/);
   });
 
+  it("every type the DSL exports may be imported from 'dcagen' without `type` (erased, so allowed)", () => {
+    const dsl = ts.createSourceFile('pattern.ts', readFileSync(join(ROOT, 'src/dsl/pattern.ts'), 'utf8'), ts.ScriptTarget.ES2022, true);
+    const types = dsl.statements
+      .filter((st): st is ts.TypeAliasDeclaration | ts.InterfaceDeclaration => (ts.isTypeAliasDeclaration(st) || ts.isInterfaceDeclaration(st)) && (st.modifiers ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword))
+      .map((st) => st.name.text);
+    expect(types.length).toBeGreaterThan(5);
+    for (const name of types) {
+      // Past the import check, the file fails only for exporting no pattern.
+      expect(() => loadPatternSource(`import { ${name} } from 'dcagen';\nexport const n = 1;\n`, 't.ts'), name).toThrow('pattern file t.ts exports no pattern');
+    }
+  });
+
   it('a syntax error and an import that is not offered are PatternSyntaxErrors at their place', () => {
     const syntax = (() => { try { loadPatternSource(`${header}export default definePattern({ name: 'x', ;\n`, 'broken.ts'); } catch (e) { return e; } return undefined; })();
     expect(syntax).toBeInstanceOf(PatternSyntaxError);
