@@ -5,8 +5,9 @@ import type { CompiledPattern } from '../dsl/instantiate.js';
 import { quoteName } from '../dsl/names.js';
 import { ConfigurationError } from '../errors.js';
 import type { KernelConfig } from '../plan/kernel-plan.js';
+import type { KernelVariant } from '../plan/passes.js';
 
-export type KernelVariant = 'fused' | 'three-pass';
+export type { KernelVariant } from '../plan/passes.js';
 
 export interface EmittedFile {
   /** File name relative to the output folder. */

@@ -5,6 +5,7 @@
 // (fused, or the three-pass baseline) are rendered from the plan's visit order.
 
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
+import { kernelPasses } from '../../plan/passes.js';
 import { cRopeLayout, patternConstants, regionStruct } from '../cuda/render.js';
 import { renderTemplate } from '../template.js';
 import { metalText } from '../text.js';
@@ -56,13 +57,10 @@ export interface MetalRenderOptions {
 
 /** The kernels of a set, in dispatch order. */
 export function metalPasses(plan: KernelPlan, prefix: string, variant: KernelVariant): MetalPass[] {
-  if (variant === 'fused') {
-    return [{ kernel: `${prefix}_fused`, summary: `fused attention over regions ${plan.regions.map((r) => r.name).join(', ')}` }];
-  }
-  return [
-    ...plan.regions.map((r) => ({ kernel: `${prefix}_${r.ident}`, summary: `region ${r.name} alone, f32 partial` })),
-    { kernel: `${prefix}_merge`, summary: `log-sum-exp merge of ${plan.regions.length} partials` },
-  ];
+  return kernelPasses(plan, variant).map((pass) => {
+    const kernel = pass.role === 'fused' ? 'fused' : pass.role === 'merge' ? 'merge' : pass.region.ident;
+    return { kernel: `${prefix}_${kernel}`, summary: pass.summary };
+  });
 }
 
 const BODY_PARAMS = [

@@ -5,10 +5,11 @@
 
 import { ConfigurationError, UsageError } from '../../errors.js';
 import type { KernelPlan } from '../../plan/kernel-plan.js';
+import { DECODE_MAX_QUERIES } from '../../plan/passes.js';
 import { MAX_THREADGROUP_BYTES, SIMD_WIDTH } from './render.js';
 
-/** Calls with at most this many query rows per sequence run the decode kernel. */
-export const DECODE_MAX_QUERIES = 16;
+/** Calls with at most this many query rows per sequence run the decode kernel (the plan's threshold). */
+export { DECODE_MAX_QUERIES } from '../../plan/passes.js';
 /** Most decode rows (one simdgroup each) per threadgroup: 512 threads. */
 export const DECODE_ROW_LIMIT = 16;
 /** A decode call with fewer threadgroups than this splits its keys until it has about this many… */

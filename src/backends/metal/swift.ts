@@ -4,6 +4,7 @@
 // shape and reads/writes raw files. `dcagen run --backend metal` builds and runs it on macOS.
 
 import type { KernelPlan } from '../../plan/kernel-plan.js';
+import { workspaceFloatsPerRow } from '../../plan/passes.js';
 import { renderTemplate } from '../template.js';
 import { swiftText } from '../text.js';
 import type { KernelVariant } from '../kernel-set.js';
@@ -45,7 +46,7 @@ export function renderSwiftHost(plan: KernelPlan, options: SwiftHostOptions): st
     blockQ: c.blockQ,
     threads: options.threads,
     elementBytes: c.dtype === 'f32' ? 4 : 2,
-    workspaceFloats: options.variant === 'three-pass' ? plan.regions.length * (c.headDim + 1) : 0,
+    workspaceFloats: workspaceFloatsPerRow(plan, options.variant),
     servingSummary: servingKernels.length === 0
       ? 'No serving kernels: the fused kernel set of the pattern has them (modes paged and append).'
       : `Serving kernels: ${servingKernels.map(([, name]) => name).join(', ')}.`,
