@@ -54,7 +54,26 @@ function specifiers(path: string): string[] {
   return found;
 }
 
-/** Walks the imports from the core modules; returns `importer → specifier` for each Node-only one. */
+/** Node's globals: using one needs no import, so the import walk alone would not see it. */
+const NODE_GLOBALS = new Set(['process', 'Buffer', '__dirname', '__filename', 'require', 'global']);
+
+/** Uses of Node's globals in a file (free identifiers, not property names or comments). */
+function nodeGlobals(path: string): string[] {
+  const source = ts.createSourceFile(path, readFileSync(path, 'utf8'), ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  const found: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if (ts.isIdentifier(node) && NODE_GLOBALS.has(node.text)) {
+      const parent = node.parent;
+      const isName = (ts.isPropertyAccessExpression(parent) && parent.name === node) || (ts.isPropertyAssignment(parent) && parent.name === node) || ts.isPropertySignature(parent);
+      if (!isName) found.push(node.text);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return found;
+}
+
+/** Walks the imports from the core modules; returns `importer → specifier` for each Node-only one (and each Node global used). */
 function nodeOnlyImports(start: readonly string[] = coreModules()): { reached: number; offences: string[] } {
   const seen = new Set<string>();
   const offences: string[] = [];
@@ -63,8 +82,9 @@ function nodeOnlyImports(start: readonly string[] = coreModules()): { reached: n
     const file = queue.pop()!;
     if (seen.has(file)) continue;
     seen.add(file);
+    const from = relative(ROOT, file);
+    for (const name of nodeGlobals(file)) offences.push(`${from} → global ${name}`);
     for (const spec of specifiers(file)) {
-      const from = relative(ROOT, file);
       if (spec.startsWith('.')) {
         const target = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
         if (!existsSync(target)) throw new Error(`${from}: cannot resolve ${spec}`);
@@ -87,12 +107,12 @@ describe('layering: the compiler core has no Node-only imports', () => {
     expect(offences).toEqual([]);
   });
 
-  it('the walk catches a Node-only import one module away (planted in a temporary folder)', () => {
+  it('the walk catches Node-only imports and globals one module away (planted in a temporary folder)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dcagen-layering-'));
     try {
       writeFileSync(join(dir, 'core.ts'), "import { helper } from './helper.js';\nexport const x = helper;\n");
-      writeFileSync(join(dir, 'helper.ts'), "import { execa } from 'execa';\nimport { join } from 'path';\nexport const helper = [execa, join];\n");
-      expect(nodeOnlyImports([join(dir, 'core.ts')]).offences.map((o) => o.replace(/^.*\//, ''))).toEqual(['helper.ts → execa', 'helper.ts → path']);
+      writeFileSync(join(dir, 'helper.ts'), "import { execa } from 'execa';\nimport { join } from 'path';\nexport const helper = [execa, join, process.env.HOME, { process: 1 }.process];\n");
+      expect(nodeOnlyImports([join(dir, 'core.ts')]).offences.map((o) => o.replace(/^.*\//, ''))).toEqual(['helper.ts → global process', 'helper.ts → execa', 'helper.ts → path']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

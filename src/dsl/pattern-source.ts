@@ -103,7 +103,7 @@ export function loadPatternSource(text: string, displayPath = 'pattern.ts'): Pat
   const { js, source } = transpilePattern(text, displayPath, { module: 'commonjs', register: (f) => f.createIdentifier(register) });
   checkImports(source, displayPath);
   const module = { exports: {} as Record<string, unknown> };
-  const require = (specifier: string): unknown => {
+  const importModule = (specifier: string): unknown => {
     if (specifier === 'dcagen') return dsl;
     throw new UsageError(`pattern file ${displayPath}: cannot import '${specifier}' here`);
   };
@@ -111,11 +111,11 @@ export function loadPatternSource(text: string, displayPath = 'pattern.ts'): Pat
     // The user's own pattern, evaluated in the user's own process (the CLI imports it the same way).
     const evaluate = new Function('exports', 'require', 'module', register, js) as (
       exports: Record<string, unknown>,
-      require: (specifier: string) => unknown,
+      importModule: (specifier: string) => unknown,
       module: { exports: Record<string, unknown> },
       registerSource: (fn: object, at: FunctionSource) => void,
     ) => void;
-    evaluate(module.exports, require, module, registerFunctionSource);
+    evaluate(module.exports, importModule, module, registerFunctionSource);
   } catch (err) {
     throw patternLoadError(err, source, displayPath);
   }
