@@ -1,7 +1,7 @@
 // The Metal serving kernels on the CPU emulation against the serving reference (src/reference/kv-cache.ts):
 // the cache append (rotated keys, Qwen's key factor, padding, untouched slots), paged split-K decode
 // (Sq 1, 3, 16 with GQA; block sizes 8, 16, 64 with a chunk length that is no multiple of them;
-// shuffled blocks; sequences of different lengths; raw and pre-rotated keys; forced splits agreeing;
+// shuffled blocks; sequences of different lengths; raw and pre-rotated keys; forced splits 1..8 agreeing;
 // every thread order), paged prefill, `dcagen run --backend metal --emulate` on a paged cache, and the
 // serving entry points of the emitted Swift host and MLX module. Each kernel set is compiled once
 // (beforeAll) and reused through the runner's content-addressed cache. Nothing here is skipped; the
@@ -51,7 +51,7 @@ beforeAll(async () => {
   for (const set of [
     setFor(DCA, 48, 'f32', false), setFor(DCA, 48, 'f32', true), setFor(DCA, 64, 'f16', true), setFor(REROPE, 32, 'f32', false),
   ]) await buildEmulation(set, 'serving_harness.cpp');
-});
+}, 600_000);
 
 interface PagedInputs {
   readonly fixture: PagedFixture;
@@ -90,10 +90,12 @@ interface Errors { readonly out: number; readonly lse: number }
 
 async function pagedErrors(q: Tensor, kCache: Tensor, vCache: Tensor, fixture: PagedFixture, options: {
   dtype: StorageDType; pattern?: CompiledPattern; preRotatedKeys?: boolean; originalMaxPosition?: number; splits?: number; kind?: 'decode' | 'prefill'; schedule?: string;
-}): Promise<Errors & { out_: Tensor; splits: number; kind: string }> {
+  cuSeqlensQ?: Int32Array;
+}): Promise<Errors & { out_: Tensor; lse_: Tensor; splits: number; kind: string }> {
   const common = {
     pattern: options.pattern ?? DCA, rope, dtype: options.dtype, preRotatedKeys: options.preRotatedKeys ?? false,
     ...(options.originalMaxPosition !== undefined ? { originalMaxPosition: options.originalMaxPosition } : {}),
+    ...(options.cuSeqlensQ !== undefined ? { cuSeqlensQ: options.cuSeqlensQ } : {}),
   };
   const expected = referencePagedAttention(q, kCache, vCache, fixture.layout, common);
   const got = await runMetalPagedAttention(
@@ -104,6 +106,7 @@ async function pagedErrors(q: Tensor, kCache: Tensor, vCache: Tensor, fixture: P
     out: maxAbsDifference(expected.out.data, got.out.data),
     lse: maxAbsDifference(expected.lse.data, got.lse.data),
     out_: got.out,
+    lse_: got.lse,
     splits: got.plan.splits,
     kind: got.plan.kind,
   };
@@ -177,13 +180,13 @@ describe('Metal paged attention (emulated)', () => {
     expectWithin(errors, 'f32', `Sq ${queries}, block ${blockSize}`);
   });
 
-  it('decode with forced splits 1..4 (and the prefill kernel on the same call) agrees with itself and the reference', async () => {
+  it('decode with forced splits 1..8 (and the prefill kernel on the same call) agrees with itself and the reference', async () => {
     const inputs = pagedInputs(lens, 3, 16, [8, 2], 48, 7);
     const { fixture } = inputs;
     const kCache = fillPagedCache(fixture, inputs.ks);
     const vCache = fillPagedCache(fixture, inputs.vs);
     const runs = [];
-    for (const splits of [1, 2, 3, 4]) {
+    for (const splits of [1, 2, 3, 4, 5, 6, 7, 8]) {
       const r = await pagedErrors(inputs.q, kCache, vCache, fixture, { dtype: 'f32', splits, originalMaxPosition: 30 });
       expect(r.splits).toBe(splits);
       expectWithin(r, 'f32', `splits ${splits}`);
@@ -308,16 +311,26 @@ describe('emitted Metal serving entry points', () => {
     const set = setFor(DCA, 64, 'f16', true);
     const serving = set.serving!;
     const [metal, swift, mlx] = set.files.map((f) => f.contents) as [string, string, string];
-    for (const [role, kernel] of [['cache_append', serving.cacheAppend], ['paged_decode', serving.decode], ['paged_merge', serving.merge], ['paged_prefill', serving.prefill]] as const) {
+    for (const [role, kernel] of [
+      ['cache_append', serving.cacheAppend], ['paged_decode', serving.decode], ['paged_merge', serving.merge], ['paged_prefill', serving.prefill],
+      ['decode', serving.contiguousDecode], ['decode_merge', serving.contiguousMerge],
+    ] as const) {
       expect(metal).toContain(`kernel void ${kernel!}(`);
       expect(swift).toContain(`"${role}": "${kernel!}"`);
     }
     expect(metal).toContain('static constant constexpr const bool KEYS_PRE_ROTATED = true;');
-    expect(metal).toContain('simd_max(s)');
-    expect(metal).toContain('merge_partials(partials, p.splits, rows, out, lse, group, tid);');
+    expect(metal).toContain('simd_max(score)');
+    // One split-K body, instantiated for both K/V layouts; one merge of a row.
+    expect(metal).toContain('template <class Rows>\ninline void decode_split(');
+    expect(metal).toContain('decode_split(g, s, r, rows, q, k_cache, v_cache,');
+    expect(metal).toContain('decode_split(g, s, r, rows, q, k, v,');
+    expect(metal.match(/inline void merge_row\(/g)).toHaveLength(1);
     expect(swift).toMatch(/if mode == "paged" \{ runPaged\(\) \}/);
+    expect(swift).toContain('let kind = requestedKind == "auto" ? (hasDecode && queries <= decodeMaxQueries ? "decode" : "prefill") : requestedKind');
     expect(mlx).toContain('def append_to_cache(key, value, key_cache, value_cache, slot_mapping, positions, *, chunk_size, local_window,');
     expect(mlx).toContain('def paged_attention(q, key_cache, value_cache, block_table, seq_lens, *, chunk_size, local_window,');
+    expect(mlx).toContain('original_max_position=None, splits=None, cu_seqlens_q=None):');
+    expect(mlx).toContain('return decode_attention(q, k, v, rope, attention_params, splits)');
     const threePass = emitMetal(DCA, metalKernelConfig({ headDim: 64, dtype: 'f16' }), { variant: 'three-pass' });
     expect(threePass.serving).toBeUndefined();
     expect(threePass.source).not.toContain('paged_decode');
@@ -346,10 +359,10 @@ describe('emitted Metal serving entry points', () => {
       const py = await execa('python3', ['-c', `import json, sys\nsys.path[:0] = [${JSON.stringify(join(dir, 'stubs'))}, ${JSON.stringify(dir)}]\nimport ${module} as m\nprint(json.dumps([m.DTYPE, m.serving_kernel_sources()]))`], { reject: false, all: true });
       expect(py.exitCode, py.all).toBe(0);
       const [typeName, sources] = JSON.parse(py.stdout) as [string, Record<string, [string[], string[], string]>];
-      expect(Object.keys(sources).sort()).toEqual(set.serving!.cacheAppend !== undefined
-        ? ['paged_decode', 'paged_merge', 'paged_prefill', 'rotate_new_keys'] : ['paged_decode', 'paged_merge', 'paged_prefill']);
-      const element = (name: string): string => (['q', 'k', 'k_cache', 'v_cache', 'out', 'rotated'].includes(name) ? typeName
-        : ['params', 'block_table', 'seq_lens', 'positions', 'lengths'].includes(name) ? 'int32_t' : 'float');
+      const labels = ['decode', 'decode_merge', 'paged_decode', 'paged_merge', 'paged_prefill'];
+      expect(Object.keys(sources).sort()).toEqual(set.serving!.cacheAppend !== undefined ? [...labels, 'rotate_new_keys'] : labels);
+      const element = (name: string): string => (['q', 'k', 'v', 'k_cache', 'v_cache', 'out', 'rotated'].includes(name) ? typeName
+        : ['params', 'block_table', 'seq_lens', 'cu_seqlens_q', 'positions', 'lengths'].includes(name) ? 'int32_t' : 'float');
       const kernels = Object.entries(sources).map(([label, [inputs, outputs, body]]) => {
         const params = [
           ...inputs.map((n, i) => `  const ${n === 'params' ? 'constant' : 'device'} ${element(n)}* ${n} [[buffer(${i})]]`),
