@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emitMetal, metalKernelConfig, type MetalKernelSet } from '../src/backends/metal/emit.js';
+import { metalCallPlan } from '../src/backends/metal/serving.js';
 import { buildEmulation, emulationCompileArgs, METAL_UNAVAILABLE, runMetalAttention, runMetalCacheAppend, runMetalPagedAttention } from '../src/backends/metal/runner.js';
 import { main } from '../src/cli/main.js';
 import type { CompiledPattern } from '../src/dsl/instantiate.js';
@@ -522,6 +523,82 @@ describe('emitted Metal serving entry points', () => {
     expect(rerope.serving?.cacheAppend).toBeUndefined();
     expect(rerope.source).not.toContain('cache_append(');
     expect(rerope.serving?.decode).toBeDefined();
+  });
+
+  it('gives an MLX module that routes calls and sizes launches as the runner plans them (mlx stubbed, recording launches)', async () => {
+    const dir = await makeTempDir('dcagen-metal-mlx-routing-');
+    temps.push(dir);
+    await mkdir(join(dir, 'stubs', 'mlx'), { recursive: true });
+    await writeFile(join(dir, 'stubs', 'mlx', '__init__.py'), '');
+    // A stand-in for mlx.core over NumPy: metal_kernel returns a callable that records its launch and
+    // returns zero outputs of the requested shapes.
+    await writeFile(join(dir, 'stubs', 'mlx', 'core.py'), [
+      'import numpy as np',
+      'float16, float32, bfloat16, int32 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float32), np.dtype(np.int32)',
+      'launches = []',
+      'def array(x, dtype=None):',
+      '    return np.array(x, dtype=dtype)',
+      'class _Kernel:',
+      '    def __init__(self, name, input_names, output_names, source, header):',
+      '        self.name, self.inputs = name, input_names',
+      '    def __call__(self, inputs, output_shapes, output_dtypes, grid, threadgroup):',
+      '        params = np.asarray(inputs[self.inputs.index("params")]).reshape(-1)',
+      '        launches.append({"kernel": self.name.split("_mlx_")[1], "grid": list(grid), "threadgroup": list(threadgroup),',
+      '                         "params": [int(x) for x in params], "shapes": [list(s) for s in output_shapes]})',
+      '        return [np.zeros(s, dtype=d) for s, d in zip(output_shapes, output_dtypes)]',
+      'class fast:',
+      '    metal_kernel = _Kernel',
+      '',
+    ].join('\n'));
+    const set = setFor(DCA, 64, 'f16', true);
+    for (const f of set.files) await writeFile(join(dir, f.name), f.contents);
+    const module = set.mlxFile.replace(/\.py$/, '');
+    const script = [
+      'import json, sys',
+      `sys.path[:0] = [${JSON.stringify(join(dir, 'stubs'))}, ${JSON.stringify(dir)}]`,
+      'import numpy as np',
+      'import mlx.core as mx',
+      `import ${module} as m`,
+      'h = lambda *shape: np.zeros(shape, dtype=np.float16)',
+      'calls = {}',
+      'def record(label, run):',
+      '    mx.launches.clear()',
+      '    run()',
+      '    calls[label] = list(mx.launches)',
+      'p = dict(chunk_size=40, local_window=9)',
+      'record("contiguous auto", lambda: m.dca_attention(h(2, 3, 8, 64), h(2, 150, 2, 64), h(2, 150, 2, 64), **p))',
+      'record("contiguous splits 5", lambda: m.dca_attention(h(2, 3, 8, 64), h(2, 150, 2, 64), h(2, 150, 2, 64), splits=5, **p))',
+      'record("contiguous Sq 17", lambda: m.dca_attention(h(1, 17, 8, 64), h(1, 60, 2, 64), h(1, 60, 2, 64), **p))',
+      'cache, table, lens = h(40, 16, 2, 64), np.arange(40, dtype=np.int32).reshape(4, 10), np.array([150, 77, 95, 40], dtype=np.int32)',
+      'cu = np.array([0, 3, 4, 20, 22], dtype=np.int32)',
+      'record("varlen splits 3", lambda: m.paged_attention(h(22, 8, 64), cache, cache, table, lens, cu_seqlens_q=cu, splits=3, **p))',
+      'record("paged Sq 20", lambda: m.paged_attention(h(4, 20, 8, 64), cache, cache, table, lens, **p))',
+      'print(json.dumps(calls))',
+    ].join('\n');
+    const py = await execa('python3', ['-c', script], { reject: false, all: true });
+    expect(py.exitCode, py.all).toBe(0);
+    type Launch = { kernel: string; grid: number[]; threadgroup: number[]; params: number[]; shapes: number[][] };
+    const calls = JSON.parse(py.stdout) as Record<string, Launch[]>;
+    const serving = set.serving!;
+    const decodeLaunch = (plan: { splits: number; groupRows: number; rowBlocks: number }, keyHeads: number, batch: number) => ({
+      grid: [plan.splits * 32 * plan.groupRows, keyHeads * plan.rowBlocks, batch], threadgroup: [32 * plan.groupRows, 1, 1],
+    });
+    // Contiguous, Sq 3: split-K decode as the runner plans it (one split: no merge), then forced 5 splits + the merge.
+    const auto = metalCallPlan(serving, { batch: 2, queries: 3, queryHeads: 8, keyHeads: 2, maxKeys: 150 });
+    expect(calls['contiguous auto']!.map((l) => l.kernel)).toEqual(auto.splits > 1 ? ['decode', 'decode_merge'] : ['decode']);
+    expect(calls['contiguous auto']![0]).toMatchObject({ ...decodeLaunch(auto, 2, 2), params: expect.arrayContaining([auto.splits, auto.splitKeys, auto.groupRows]) });
+    const five = metalCallPlan(serving, { batch: 2, queries: 3, queryHeads: 8, keyHeads: 2, maxKeys: 150 }, { splits: 5 });
+    expect(calls['contiguous splits 5']!.map((l) => l.kernel)).toEqual(['decode', 'decode_merge']);
+    expect(calls['contiguous splits 5']![0]).toMatchObject(decodeLaunch(five, 2, 2));
+    expect(calls['contiguous splits 5']![0]!.params.slice(6)).toEqual([5, five.splitKeys, five.groupRows]);
+    expect(calls['contiguous Sq 17']!.map((l) => l.kernel)).toEqual(['fused']);
+    // Varlen: the largest count (16) sizes the grid; total_queries (22) packs out and lse.
+    const varlen = metalCallPlan(serving, { batch: 4, queries: 16, queryHeads: 8, keyHeads: 2, maxKeys: 150 }, { splits: 3 });
+    expect(calls['varlen splits 3']!.map((l) => l.kernel)).toEqual(['paged_decode', 'paged_merge']);
+    expect(calls['varlen splits 3']![0]).toMatchObject({ ...decodeLaunch(varlen, 2, 4), shapes: [[22, 8, 64], [8, 22], [3 * 4 * 16 * 8 * 65]] });
+    expect(calls['varlen splits 3']![0]!.params.slice(8)).toEqual([3, varlen.splitKeys, varlen.groupRows, 22]);
+    expect(calls['paged Sq 20']!.map((l) => l.kernel)).toEqual(['paged_prefill']);
+    expect(calls['paged Sq 20']![0]!.params[11]).toBe(0);
   });
 
   it('gives MLX serving bodies that compile against the .metal with the signatures MLX generates, in a module that compiles', async () => {
