@@ -242,7 +242,7 @@ func runPaged() -> Never {
   let packed = args[8] != "-"
   let cuData = packed ? readInput(args[8], bytes: (batch + 1) * 4) : lensData
   let cuSeqlensQ: [Int] = cuData.withUnsafeBytes { raw in raw.bindMemory(to: Int32.self).map { Int($0) } }  // (seq_lens when not packed: unused)
-  let counts: [Int] = packed ? (0..<batch).map { cuSeqlensQ[$0 + 1] - cuSeqlensQ[$0] } : Array(repeating: queries, count: batch)
+  let counts: [Int] = packed ? (0..<batch).map({ cuSeqlensQ[$0 + 1] - cuSeqlensQ[$0] }) : Array(repeating: queries, count: batch)
   let totalQueries = packed ? cuSeqlensQ[batch] : 0
   let rows = packed ? totalQueries : batch * queries
   if packed && (cuSeqlensQ[0] != 0 || totalQueries < 1 || counts.contains(where: { $0 < 0 || $0 > queries })) {
