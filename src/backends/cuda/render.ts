@@ -6,6 +6,7 @@
 // the paged kernel, and one merge kernel (merge.cu) combines key splits and three-pass partials.
 
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
+import { workspaceFloatsPerRow } from '../../plan/passes.js';
 import { cFamily, planNames, renderExpr } from '../expr-render.js';
 import { loadTemplate, renderTemplate } from '../template.js';
 import { cText } from '../text.js';
@@ -213,7 +214,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     ropePairs: plan.rope.pairs,
     rotaryDim: plan.rope.rotaryDim,
     headDim: c.headDim,
-    workspaceFloats: options.variant === 'three-pass' ? `(long long)${plan.regions.length * (c.headDim + 1)}` : '0ll',
+    workspaceFloats: `${workspaceFloatsPerRow(plan, options.variant)}ll`,
     smemType: mma ? 'storage_t' : 'float',
     loadBytes: cudaLoadBytes(plan),
     launchBody,
