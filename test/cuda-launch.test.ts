@@ -187,6 +187,16 @@ describe('PyTorch module input checks (torch is not installed here: the pure che
     });
   });
 
+  it('the binding runs every entry point on its input\'s device and passes on the launcher\'s reason', () => {
+    const set = emitCuda(dca, cudaKernelConfig({ headDim: 128, dtype: 'bf16' }), { command: 'test' });
+    const py = set.files.find((f) => f.name.endsWith('.py'))!.contents;
+    expect(py).toContain('#include <c10/cuda/CUDAGuard.h>');
+    // forward and paged guard q's device, append the new keys' device.
+    expect(py.match(/const at::cuda::OptionalCUDAGuard device_guard\(q\.device\(\)\);/g)).toHaveLength(2);
+    expect(py).toContain('const at::cuda::OptionalCUDAGuard device_guard(key.device());');
+    expect(py).toMatch(new RegExp(`const char\\* why = ${set.prefix}_check_params\\(&p\\);\\n  TORCH_CHECK\\(why == nullptr`));
+  });
+
   it('f32 (SIMT, element loads): a row stride of 129 elements is accepted', async () => {
     const got = await errors('f32', [call({ k: { stride: [24768, 258, 129, 1] } }, undefined, 'torch.float32', 4), call({}, undefined, 'torch.bfloat16', 2)]);
     expect(got[0]).toBeNull();
