@@ -121,6 +121,12 @@ class FlexDca:
         from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
         if DCA.chunk_length % self.BLOCK != 0:
             raise ValueError(f"the shared-mask FlexAttention baseline needs L = {DCA.chunk_length} to be a multiple of {self.BLOCK}")
+        # One flex kernel per size and one block-mask builder per (region, size): more recompiles
+        # than dynamo's default limit (8), past which it would fall back to eager silently.
+        import torch._dynamo
+        for limit in ("cache_size_limit", "recompile_limit"):
+            if hasattr(torch._dynamo.config, limit):
+                setattr(torch._dynamo.config, limit, max(64, getattr(torch._dynamo.config, limit)))
         self.flex = torch.compile(flex_attention, dynamic=False)
         self.masks = {}
         for region in REGIONS:
