@@ -6,6 +6,9 @@ import SummaryLineReporter from './test/summary-reporter.js';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Tests import the compiler core directly: give it the file-system template source, as the
+    // library and the CLI do.
+    setupFiles: ['src/io/package-files.ts'],
     testTimeout: 300_000,
     hookTimeout: 300_000,
     maxWorkers: 2,

@@ -4,6 +4,7 @@
 // Run here with `node bench/prepare-cuda.mjs` after `npm ci`; carry bench/out/cuda to the device.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import '../dist/src/io/package-files.js'; // templates/ on disk for the compiler core
 import { emitCuda, cudaKernelConfig } from '../dist/src/backends/cuda/emit.js';
 import { compilePattern } from '../dist/src/dsl/instantiate.js';
 import { encodeNpy } from '../dist/src/io/npy.js';

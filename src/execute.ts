@@ -4,6 +4,7 @@
 
 import { kernelBackend, kernelBackends } from './backends/index.js';
 import { UsageError } from './errors.js';
+import { DECODE_MAX_QUERIES } from './plan/passes.js';
 import type { CompiledPattern } from './dsl/instantiate.js';
 import type { Tensor } from './io/tensor.js';
 import { referenceAttention, type AttentionOptions } from './reference/attention.js';
@@ -49,7 +50,7 @@ export async function runAttention(backend: BackendName, request: AttentionReque
   const descriptor = kernelBackend(backend);
   if (descriptor === undefined) throw new UsageError(`backend ${backend} is not available in this build`);
   // Few query rows run a decode kernel where the backend has one; it splits keys too.
-  const splitting = descriptor.splitsPrefill || (descriptor.kinds.includes('decode') && request.q.shape[1]! <= 16);
+  const splitting = descriptor.splitsPrefill || (descriptor.kinds.includes('decode') && request.q.shape[1]! <= DECODE_MAX_QUERIES);
   if (request.splits !== undefined && !splitting) {
     throw new UsageError(`--splits: the ${backend} prefill kernel does not split keys across blocks`);
   }

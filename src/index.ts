@@ -3,12 +3,16 @@
 // (appendToCache, pagedAttention) on every backend that has them. Pattern files import
 // `definePattern` and the condition builders from here.
 
+// Under Node the compiler core reads kernel templates from templates/ on disk (installed on import).
+import './io/package-files.js';
+
 export * from './errors.js';
 export * from './dsl/pattern.js';
 export { compilePattern, resolveParams, owningRegion, conditionHolds, maskAllows } from './dsl/instantiate.js';
 export type { CompiledPattern, CompiledRegion, CompiledMask } from './dsl/instantiate.js';
 export { checkPattern, checkLength, type CheckProblem } from './dsl/check.js';
-export { loadPatternFile } from './dsl/load-file.js';
+export { loadPatternFile } from './io/pattern-file.js';
+export { loadPatternSource, PatternSyntaxError } from './dsl/pattern-source.js';
 export * as expr from './dsl/expr.js';
 export type { Expr } from './dsl/expr.js';
 export { builtinPattern, builtinPatterns, causal, dca, dcaPaper, rerope, selfExtend, slidingWindow } from './patterns/index.js';

@@ -140,10 +140,19 @@ describe.concurrent('dcagen explain', () => {
     }
   });
 
-  it('--json prints {"relative", "region"} with null above the diagonal', async () => {
+  it('--json prints {"relative", "region", "query", "key"} with null above the diagonal', async () => {
     const r = await dcagen(['explain', '--pattern', 'dca', '--chunk-size', '9', '--local-window', '3', '--seq-len', '12', '--json']);
     expect(r.exitCode).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ relative: FIGURE_2, region: FIGURE_2_REGIONS });
+    const m = JSON.parse(r.stdout) as { relative: (number | null)[][]; region: (string | null)[][]; query: (number | null)[][]; key: (number | null)[][] };
+    expect(Object.keys(m)).toEqual(['relative', 'region', 'query', 'key']);
+    expect({ relative: m.relative, region: m.region }).toEqual({ relative: FIGURE_2, region: FIGURE_2_REGIONS });
+    // Keys sit at j mod L (L = 6); relative = query − key.
+    for (let i = 0; i < 12; i++) {
+      for (let j = 0; j < 12; j++) {
+        expect(m.key[i]![j]).toBe(j <= i ? j % 6 : null);
+        expect(m.query[i]![j] === null ? null : m.query[i]![j]! - m.key[i]![j]!).toBe(FIGURE_2[i]![j]);
+      }
+    }
   });
 
   it('--svg writes a readable SVG heatmap (and nothing else)', async () => {
@@ -155,10 +164,11 @@ describe.concurrent('dcagen explain', () => {
     const svg = await readFile(svgPath, 'utf8');
     expectWellFormedSvg(svg);
     // One cell per causal pair, each titled with its region and distance.
-    const cells = [...svg.matchAll(/<title>i=(\d+) j=(\d+) (\w+): (\d+)<\/title>/g)];
+    const cells = [...svg.matchAll(/<title>i=(\d+) j=(\d+) (\w+): (\d+) \(query (\d+) − key (\d+)\)<\/title>/g)];
     expect(cells).toHaveLength(78);
-    for (const [, i, j, region, rel] of cells) {
+    for (const [, i, j, region, rel, query, key] of cells) {
       expect(Number(rel)).toBe(FIGURE_2[Number(i)]![Number(j)]);
+      expect(Number(query) - Number(key)).toBe(Number(rel));
       expect(region).toBe(FIGURE_2_REGIONS[Number(i)]![Number(j)]);
     }
     for (const name of ['intra', 'successive', 'inter']) expect(svg).toContain(`>${name}</text>`);

@@ -465,7 +465,7 @@ describe('the PyTorch module of a CUDA kernel set', () => {
       expect(py.contents).toMatch(/def paged_attention\([^)]*cu_seqlens_q=None, max_seqlen_q=None\):/);
       expect(py.contents).toContain('p.cu_seqlens_q = cu_seqlens_q.data_ptr<int>();');
       const called = py.contents.match(new RegExp(`${set.prefix}_[a-z_]+(?=\\()`, 'g')) ?? [];
-      expect(new Set(called)).toEqual(new Set(['launch', 'paged_workspace_bytes', 'paged_attention', 'append_to_cache'].map((f) => `${set.prefix}_${f}`)));
+      expect(new Set(called)).toEqual(new Set(['check_params', 'launch', 'paged_workspace_bytes', 'paged_attention', 'append_to_cache'].map((f) => `${set.prefix}_${f}`)));
       for (const name of called) expect(set.header, name).toContain(`${name}(`);
       files.push(join(dir, py.name));
       await writeFile(files[files.length - 1]!, py.contents);

@@ -174,10 +174,10 @@ describe('one check for names', () => {
 
 describe('names from pattern files', () => {
   // Pattern files import 'dcagen': load them with the compiled package.
-  let loadPatternFile: typeof import('../src/dsl/load-file.js').loadPatternFile;
+  let loadPatternFile: typeof import('../src/io/pattern-file.js').loadPatternFile;
   let main: typeof import('../src/cli/main.js').main;
   beforeAll(async () => {
-    ({ loadPatternFile } = await builtModule<typeof import('../src/dsl/load-file.js')>('src/dsl/load-file.js'));
+    ({ loadPatternFile } = await builtModule<typeof import('../src/io/pattern-file.js')>('src/io/pattern-file.js'));
     ({ main } = await builtModule<typeof import('../src/cli/main.js')>('src/cli/main.js'));
   }, 180_000);
   const header = "import { definePattern, distanceAtLeast, distanceBelow } from 'dcagen';\n";

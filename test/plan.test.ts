@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { evaluate, evaluateInt } from '../src/dsl/expr.js';
 import { compilePattern, maskAllows, owningRegion, type CompiledPattern } from '../src/dsl/instantiate.js';
 import { planKernel, type KernelConfig } from '../src/plan/kernel-plan.js';
+import { kernelPasses, partialWorkspaceFloats, workspaceFloatsPerRow } from '../src/plan/passes.js';
 import { builtinPattern } from '../src/patterns/index.js';
 
 const patternArb = fc.oneof(
@@ -118,5 +119,22 @@ describe('kernel plan', () => {
     expect(() => planKernel(pattern, { ...config(16, 16), headDim: 30 })).toThrow(/multiple of 4/);
     expect(() => planKernel(pattern, { ...config(16, 16), headDim: 260 })).toThrow(/multiple of 4/);
     expect(() => planKernel(pattern, config(24, 16))).toThrow(/power of two/);
+  });
+
+  it('names the passes of each variant and sizes the one partial layout from them', () => {
+    const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 40, localWindow: 9 });
+    const plan = planKernel(pattern, config(16, 16));
+    const fused = kernelPasses(plan, 'fused');
+    expect(fused.map((p) => p.role)).toEqual(['fused']);
+    const threePass = kernelPasses(plan, 'three-pass');
+    expect(threePass.map((p) => p.role)).toEqual(['region-partial', 'region-partial', 'region-partial', 'merge']);
+    // Partial slots follow the plan's visit order, one per region, and the merge reads all of them.
+    expect(threePass.flatMap((p) => (p.role === 'region-partial' ? [[p.slot, p.region.name]] : []))).toEqual(plan.regions.map((r, slot) => [slot, r.name]));
+    expect(threePass.at(-1)).toMatchObject({ role: 'merge', partials: plan.regions.length });
+    const d = plan.config.headDim;
+    expect(workspaceFloatsPerRow(plan, 'fused')).toBe(0);
+    expect(workspaceFloatsPerRow(plan, 'three-pass')).toBe(3 * (d + 1));
+    // Three partials over 2 × 5 × 4 rows: outputs shaped like q, then one LSE per row.
+    expect(partialWorkspaceFloats(3, 40, d)).toBe(3 * 40 * d + 3 * 40);
   });
 });

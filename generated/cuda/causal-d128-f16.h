@@ -92,7 +92,11 @@ void dcagen_causal_d128_f16_fill_rope_table(float* table, double theta, int max_
 float dcagen_causal_d128_f16_logit_scale(int keys, double scale, int original_max_position);
 /** Scratch bytes the three-pass variant needs (0 for the fused kernel). */
 long long dcagen_causal_d128_f16_workspace_bytes(int batch, int queries, int query_heads);
-/** Runs attention on `stream` (a cudaStream_t). Returns 0 or a cudaError_t. */
+/** NULL when *_launch accepts params, else a one-line reason (shapes, NULL pointers, alignment: the
+    tensor-core kernel loads q, k, v in 16-byte chunks, so pointers and strides must allow it). */
+const char* dcagen_causal_d128_f16_check_params(const dcagen_attention_params* params);
+/** Runs attention on `stream` (a cudaStream_t). Returns 0 or a cudaError_t (cudaErrorInvalidValue
+    when *_check_params refuses params). Empty calls (batch, queries or query heads 0) do nothing. */
 int dcagen_causal_d128_f16_launch(const dcagen_attention_params* params, void* stream);
 
 /* ---- Serving: a paged KV cache (num_blocks, block_size, key_heads, head_dim), vLLM / FlashInfer layout ---- */

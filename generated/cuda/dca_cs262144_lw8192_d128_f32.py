@@ -32,16 +32,23 @@ ROPE_STYLE = "half"
 ROPE_FINE_BITS = 8
 POSITION_LIMIT = 262144
 WORKSPACE_FLOATS_PER_ROW = 0
+# The kernel loads q, k and v in chunks of LOAD_BYTES (one element at a time on the SIMT path): their data pointers, and every
+# stride of a dimension with more than one index, must be multiples of it.
+LOAD_BYTES = 4
+DTYPE_NAME = "torch.float32"
 PRE_ROTATED_KEYS = False  # paged_attention: the cache holds keys as append_to_cache writes them (True) or raw keys (False)
 APPEND_SUPPORTED = True  # whether the pattern's regions share one key position (a rotated cache)
 
 _BINDING = r"""
 #include <torch/extension.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include "dca-cs262144-lw8192-d128-f32.h"
 
 std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor rope,
                                    double logit_scale, torch::Tensor workspace) {
+  // Allocate and launch on q's device, whatever the current device is (and on its current stream).
+  const at::cuda::OptionalCUDAGuard device_guard(q.device());
   auto out = torch::empty_like(q);
   auto lse = torch::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(torch::kFloat32));
   dcagen_attention_params p = {};
@@ -54,8 +61,10 @@ std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor k, torch::Tens
   p.out_batch_stride = out.stride(0); p.out_seq_stride = out.stride(1); p.out_head_stride = out.stride(2);
   p.batch = q.size(0); p.queries = q.size(1); p.keys = k.size(1); p.query_heads = q.size(2); p.key_heads = k.size(2);
   p.logit_scale = (float)logit_scale;
-  int rc = dcagen_dca_cs262144_lw8192_d128_f32_launch(&p, at::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(rc == 0, "dcagen_dca_cs262144_lw8192_d128_f32_launch failed with CUDA error ", rc);
+  const char* why = dcagen_dca_cs262144_lw8192_d128_f32_check_params(&p);
+  TORCH_CHECK(why == nullptr, "dcagen_dca_cs262144_lw8192_d128_f32: ", why == nullptr ? "" : why);
+  const int rc = dcagen_dca_cs262144_lw8192_d128_f32_launch(&p, at::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(rc == 0, "dcagen_dca_cs262144_lw8192_d128_f32_launch failed: ", cudaGetErrorString((cudaError_t)rc), " (CUDA error ", rc, ")");
   return {out, lse};
 }
 
@@ -64,6 +73,7 @@ std::vector<torch::Tensor> paged(torch::Tensor q, torch::Tensor k_cache, torch::
                                  torch::Tensor seq_lens, torch::Tensor rope, int64_t max_seq_len, int64_t num_splits,
                                  double softmax_scale, int64_t original_max_position, torch::Tensor cu_seqlens_q, int64_t max_seqlen_q) {
   const bool packed = cu_seqlens_q.numel() > 0;
+  const at::cuda::OptionalCUDAGuard device_guard(q.device());   // run on q's device, not the current one
   auto out = torch::empty_like(q);
   auto lse = packed ? torch::empty({q.size(1), q.size(0)}, q.options().dtype(torch::kFloat32))
                     : torch::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(torch::kFloat32));
@@ -97,6 +107,7 @@ std::vector<torch::Tensor> paged(torch::Tensor q, torch::Tensor k_cache, torch::
 
 void append(torch::Tensor key, torch::Tensor value, torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor slot_mapping,
             torch::Tensor positions, torch::Tensor lengths, torch::Tensor rope, int64_t original_max_position) {
+  const at::cuda::OptionalCUDAGuard device_guard(key.device());   // run on the key's device, not the current one
   dcagen_cache_append_params p = {};
   p.key = key.data_ptr(); p.value = value.data_ptr(); p.k_cache = k_cache.data_ptr(); p.v_cache = v_cache.data_ptr();
   p.slot_mapping = (const long long*)slot_mapping.data_ptr<int64_t>(); p.positions = positions.data_ptr<int>();
@@ -155,12 +166,55 @@ def rope_table(theta, max_position, device):
     return table
 
 
+def _tensor_facts(t):
+    """What the input checks need to know about a tensor, as plain values (so the checks need no GPU)."""
+    return {"shape": tuple(t.shape), "stride": tuple(t.stride()), "dtype": str(t.dtype), "device": str(t.device),
+            "is_cuda": bool(t.is_cuda), "address": int(t.data_ptr()), "element_size": int(t.element_size())}
+
+
+def _input_error(facts):
+    """Why q, k, v (name -> _tensor_facts) cannot run on this kernel, or None when they can."""
+    for name in ("q", "k", "v"):
+        f = facts[name]
+        if len(f["shape"]) != 4 or f["shape"][-1] != HEAD_DIM:
+            return f"{name} must be 4-d (batch, seq, heads, {HEAD_DIM}), got shape {f['shape']}"
+        if f["dtype"] != DTYPE_NAME:
+            return f"{name} is {f['dtype']}; this kernel was compiled for {DTYPE_NAME}"
+        if not f["is_cuda"]:
+            return f"{name} is on {f['device']}; the kernel runs on CUDA tensors"
+    q, k, v = facts["q"], facts["k"], facts["v"]
+    if k["device"] != q["device"] or v["device"] != q["device"]:
+        return f"q, k and v must be on one device, got q on {q['device']}, k on {k['device']}, v on {v['device']}"
+    (batch, queries, query_heads, _), (k_batch, keys, key_heads, _) = q["shape"], k["shape"]
+    if k["shape"] != v["shape"] or k_batch != batch:
+        return f"incompatible shapes q {q['shape']}, k {k['shape']}, v {v['shape']} (k and v alike, one batch)"
+    if queries > keys:
+        return f"more queries ({queries}) than keys ({keys}): queries are the last Sq positions of the keys"
+    if key_heads < 1 or query_heads % key_heads != 0:
+        return f"query heads ({query_heads}) must be a multiple of key heads ({key_heads})"
+    if batch == 0 or queries == 0 or query_heads == 0:
+        return None  # an empty output: nothing is read
+    for name, f in (("q", q), ("k", k), ("v", v)):
+        if f["stride"][-1] != 1:
+            return f"{name} must be contiguous in its last dimension, got strides {f['stride']}; call .contiguous()"
+        if f["address"] % LOAD_BYTES != 0:
+            return f"{name}'s data is not {LOAD_BYTES}-byte aligned (a view at an odd offset?); call .contiguous()"
+        for extent, stride in zip(f["shape"][:3], f["stride"][:3]):
+            if extent > 1 and (stride * f["element_size"]) % LOAD_BYTES != 0:
+                return (f"{name}'s strides {f['stride']} are not multiples of {LOAD_BYTES} bytes "
+                        f"(the kernel loads {LOAD_BYTES}-byte chunks); call .contiguous()")
+    return None
+
+
 def dca_attention(q, k, v, *, chunk_size, local_window, rope_theta=10000.0, scale=None, original_max_position=None):
     """Dual Chunk Attention (ChunkLlama / Qwen code semantics), fused into one flash-attention pass.
 
     q: (B, Sq, Hq, 128), k and v: (B, Sk, Hk, 128), torch.float32 CUDA tensors, Hq a multiple
     of Hk, Sq <= Sk (queries are the last Sq positions). The kernel was compiled for chunk_size=262144, local_window=8192;
-    other values raise ValueError (emit another kernel). Returns (out like q, lse (B, Hq, Sq) float32).
+    other values raise ValueError (emit another kernel). q, k and v share one device (the kernel runs
+    there, whatever the current device) and are contiguous in the head dim with strides the kernel's
+    LOAD_BYTES-byte loads allow (contiguous tensors always do); else ValueError says which. Returns
+    (out like q, lse (B, Hq, Sq) float32); empty inputs (B, Sq or Hq 0) give empty outputs.
     scale defaults to 1/sqrt(head_dim); original_max_position enables Qwen's temperature
     (logits x f(n)^2, f(n) = max(1, 0.1 ln(n / c_orig) + 1), n = Sk).
     """
@@ -168,13 +222,12 @@ def dca_attention(q, k, v, *, chunk_size, local_window, rope_theta=10000.0, scal
         raise ValueError(f"this kernel was compiled for chunk_size={PARAMS['chunk_size']}, got {chunk_size}")
     if local_window != PARAMS["local_window"]:
         raise ValueError(f"this kernel was compiled for local_window={PARAMS['local_window']}, got {local_window}")
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.dim() != 4 or t.size(-1) != HEAD_DIM or t.dtype != DTYPE or not t.is_cuda:
-            raise ValueError(f"{name} must be a 4-d {DTYPE} CUDA tensor with head dim {HEAD_DIM}, got {tuple(t.shape)} {t.dtype}")
-        if t.stride(-1) != 1:
-            raise ValueError(f"{name} must be contiguous in its last dimension")
-    if q.size(1) > k.size(1) or q.size(2) % k.size(2) != 0 or k.shape != v.shape or q.size(0) != k.size(0):
-        raise ValueError(f"incompatible shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    error = _input_error({name: _tensor_facts(t) for name, t in (("q", q), ("k", k), ("v", v))})
+    if error is not None:
+        raise ValueError(error)
+    if q.numel() == 0:
+        # Empty batch, queries or heads: empty outputs, as FlashAttention returns (no build, no launch).
+        return torch.empty_like(q), torch.empty(q.size(0), q.size(2), q.size(1), dtype=torch.float32, device=q.device)
     keys = k.size(1)
     max_position = POSITION_LIMIT if POSITION_LIMIT is not None else keys - 1
     base = scale if scale is not None else 1.0 / math.sqrt(HEAD_DIM)

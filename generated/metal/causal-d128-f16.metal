@@ -30,7 +30,11 @@
 //   dcagen_causal_d128_f16_paged_decode, then dcagen_causal_d128_f16_paged_merge when splits > 1: calls with few query rows.
 //   dcagen_causal_d128_f16_paged_prefill: calls with more query rows.
 //   The paged kernels take buffers q, k_cache, v_cache, rope, PagedParams, out, lse, partials, block_table,
-//   seq_lens (0 .. 9). dcagen_causal_d128_f16: namespace of their bodies.
+//   seq_lens, cu_seqlens_q (0 .. 10; cu_seqlens_q is read only when PagedParams.total_queries > 0). dcagen_causal_d128_f16:
+//   namespace of their bodies.
+// Split-K decode over contiguous keys: dcagen_causal_d128_f16_decode, then dcagen_causal_d128_f16_decode_merge when splits > 1, for
+// calls with few query rows; the attention passes' eight buffers, with DecodeParams (AttentionParams, then
+// splits, split_keys, group_rows) at buffer 4.
 // A `kernel` below only declares its threadgroup memory and calls pass_body<N>; hosts that cannot bind
 // Metal arguments (MLX's mx.fast.metal_kernel, dcagen's CPU emulation) call the bodies directly, with
 // the threadgroup memory and the builtin ids as ordinary trailing arguments.
@@ -129,6 +133,7 @@ struct Tile {
   int row_first, row_last; // absolute positions of the tile's first and last real rows
   long q_base;             // element offset of q[batch, 0, head, 0] (and of out)
   long q_step;             // elements between consecutive query rows
+  long lse_base;           // index of lse[batch, head, 0]: the tile's row r has its LSE at lse_base + r
   float scale_log2;        // logit scale · log2 e: scores in log2 units
 };
 
@@ -148,6 +153,7 @@ inline Tile make_tile_for(uint3 group, int batches, int queries, int keys, int q
   t.row_last = imin(t.row0 + BLOCK_Q, queries) - 1 + t.offset;
   t.q_step = long(query_heads) * HEAD_DIM;
   t.q_base = long(t.batch) * queries * t.q_step + long(t.head) * HEAD_DIM;
+  t.lse_base = (long(t.batch) * query_heads + t.head) * queries;
   t.scale_log2 = logit_scale * LOG2E;
   return t;
 }
@@ -164,11 +170,15 @@ struct ContiguousRows {
   long step;  // elements between consecutive keys
 };
 
-inline ContiguousRows contiguous_rows(const AttentionParams p, thread const Tile& t) {
+inline ContiguousRows contiguous_rows_of(const AttentionParams p, int batch, int kv_head) {
   ContiguousRows rows;
   rows.step = long(p.key_heads) * HEAD_DIM;
-  rows.base = long(t.batch) * p.keys * rows.step + long(t.kv_head) * HEAD_DIM;
+  rows.base = long(batch) * p.keys * rows.step + long(kv_head) * HEAD_DIM;
   return rows;
+}
+
+inline ContiguousRows contiguous_rows(const AttentionParams p, thread const Tile& t) {
+  return contiguous_rows_of(p, t.batch, t.kv_head);
 }
 
 inline long key_row(thread const ContiguousRows& rows, int j) {
@@ -352,7 +362,7 @@ inline void store_output(thread const Tile& t, thread SoftmaxState& st, device s
       if (dt * 8 + col + c < HEAD_DIM) out_row[dt * 8 + col + c] = storage_t(st.o[dt].thread_elements()[c] * inv);
     }
   }
-  if (col == 0) lse[(long(t.batch) * t.query_heads + t.head) * t.queries + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : -INFINITY;
+  if (col == 0) lse[t.lse_base + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : -INFINITY;
 }
 
 // The same as f32 into one three-pass partial; a row that saw nothing gets lse MASKED_SCORE.
@@ -369,7 +379,7 @@ inline void store_partial(thread const Tile& t, thread SoftmaxState& st, device 
     }
   }
   device float* lse = partial + partial_lse_base(t.batches, t.queries, t.query_heads);
-  if (col == 0) lse[(long(t.batch) * t.query_heads + t.head) * t.queries + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : MASKED_SCORE;
+  if (col == 0) lse[t.lse_base + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : MASKED_SCORE;
 }
 
 // ---- Pass bodies ----
@@ -411,36 +421,41 @@ inline void attention_region(device const storage_t* q, device const storage_t* 
   store_partial(t, st, partial, lane, simd);
 }
 
-// The merge: log-sum-exp of `count` partials (three-pass: one per region; decode: one per key
-// split) of this tile's rows, on the attention passes' grid (THREADS / BLOCK_Q = 4 threads per row).
-inline void merge_partials(device const float* partials, int count, const AttentionParams p, device storage_t* out,
-                           device float* lse, uint3 group, uint tid) {
-  const Tile t = make_tile(p, group);
-  const int row = t.row0 + int(tid) / (THREADS / BLOCK_Q);
-  const int part = int(tid) % (THREADS / BLOCK_Q);
-  if (row >= t.queries) return;
-  const long slot = partial_slot_floats(p.batch, p.queries, p.query_heads);
-  const long lse_base = partial_lse_base(p.batch, p.queries, p.query_heads);
-  const long lse_at = (long(t.batch) * t.query_heads + t.head) * t.queries + row;
+// The merge of one row: log-sum-exp of `count` partials (three-pass: one per region; decode: one per
+// key split), `slot` floats apart. The row's output starts at element `row_at` of out and of each
+// partial's outputs; its LSE is entry `lse_at` of lse and of each partial's LSEs (from `lse_base`).
+// `parts` threads share the row, this one being `part`.
+inline void merge_row(device const float* partials, int count, long slot, long lse_base, long row_at, long lse_at,
+                      device storage_t* out, device float* lse, int part, int parts) {
   float m = MASKED_SCORE;
   for (int r = 0; r < count; ++r) m = max(m, partials[r * slot + lse_base + lse_at]);
-  device storage_t* out_row = out + t.q_base + long(row) * t.q_step;
+  device storage_t* out_row = out + row_at;
   if (m == MASKED_SCORE) {  // no partial saw a key (cannot happen for a causal row; kept for safety)
-    for (int d = part; d < HEAD_DIM; d += THREADS / BLOCK_Q) out_row[d] = storage_t(0.0f);
+    for (int d = part; d < HEAD_DIM; d += parts) out_row[d] = storage_t(0.0f);
     if (part == 0) lse[lse_at] = -INFINITY;
     return;
   }
   float total = 0.0f;
   for (int r = 0; r < count; ++r) total += exp(partials[r * slot + lse_base + lse_at] - m);
   const float merged = m + log(total);
-  for (int d = part; d < HEAD_DIM; d += THREADS / BLOCK_Q) {
+  for (int d = part; d < HEAD_DIM; d += parts) {
     float o = 0.0f;
     for (int r = 0; r < count; ++r) {
-      o += exp(partials[r * slot + lse_base + lse_at] - merged) * partials[r * slot + t.q_base + long(row) * t.q_step + d];
+      o += exp(partials[r * slot + lse_base + lse_at] - merged) * partials[r * slot + row_at + d];
     }
     out_row[d] = storage_t(o);
   }
   if (part == 0) lse[lse_at] = merged;
+}
+
+// The merge of this tile's rows, on the attention passes' grid (THREADS / BLOCK_Q = 4 threads per row).
+inline void merge_partials(device const float* partials, int count, const AttentionParams p, device storage_t* out,
+                           device float* lse, uint3 group, uint tid) {
+  const Tile t = make_tile(p, group);
+  const int row = t.row0 + int(tid) / (THREADS / BLOCK_Q);
+  if (row >= t.queries) return;
+  merge_row(partials, count, partial_slot_floats(p.batch, p.queries, p.query_heads), partial_lse_base(p.batch, p.queries, p.query_heads),
+            t.q_base + long(row) * t.q_step, t.lse_base + row, out, lse, int(tid) % (THREADS / BLOCK_Q), THREADS / BLOCK_Q);
 }
 
 // ---- Passes in dispatch order, all with the same arguments (the kernels below call these) ----
@@ -462,7 +477,10 @@ inline void pass_body<0>(device const storage_t* q, device const storage_t* k, d
 // storage_t; block_table int (batch, max_blocks): logical block b of sequence s lives in physical block
 // block_table[s][b]; seq_lens int (batch,). Key j of sequence s sits in block block_table[s][j / block_size],
 // row j % block_size. Queries (batch, queries, query_heads, HEAD_DIM) are every sequence's last
-// `queries` positions. Any block size and block order; chunk lengths need not be multiples of it.
+// `queries` positions; or, for chunked prefill / varlen (FlashAttention's convention), q is packed
+// (total_queries, query_heads, HEAD_DIM) and sequence b owns rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] − 1,
+// the last positions of the sequence; out is like q, lse (query_heads, total_queries). Any block size
+// and block order; chunk lengths need not be multiples of it.
 // Keys in the cache are raw (as projected): attention rotates them as it reads them.
 // Qwen's temperature (engine semantics): logits × softmax_scale × s(n), n = the sequence's length,
 // s(n) = max(1, 0.1 ln(n / original_max_position) + 1); keys written by cache_append carry the s of
@@ -476,7 +494,7 @@ static constant constexpr const int DECODE_TG_FLOATS = 2560;  // rotated queries
 // Shapes of one paged call (buffer 4 of the paged kernels).
 struct PagedParams {
   int batch;
-  int queries;                // query rows per sequence: its last `queries` positions
+  int queries;                // query rows per sequence (its last positions); varlen: the largest count
   int query_heads;
   int key_heads;
   int block_size;             // keys per cache block
@@ -486,6 +504,17 @@ struct PagedParams {
   int splits;                 // decode: key ranges per sequence (1: out and lse written directly)
   int split_keys;             // decode: keys per range
   int group_rows;             // decode: rows per threadgroup, one simdgroup each (≤ DECODE_MAX_ROWS)
+  int total_queries;          // varlen: query rows packed by cu_seqlens_q (buffer 10); 0: (batch, queries, …)
+};
+
+// Shapes of a decode call over contiguous keys (buffer 4 of the contiguous decode kernels): the
+// attention passes' AttentionParams, then the split. Prefill kernels bound to the same buffer read the
+// AttentionParams prefix only.
+struct DecodeParams {
+  AttentionParams call;
+  int splits;                 // key ranges per sequence (1: out and lse written directly)
+  int split_keys;             // keys per range
+  int group_rows;             // rows per threadgroup, one simdgroup each (≤ DECODE_MAX_ROWS)
 };
 
 // Qwen's factor s(n) (1 when original_max_position is not positive).
@@ -520,6 +549,48 @@ inline PagedRows paged_rows(const PagedParams p, device const int* block_table, 
 inline long key_row(thread const PagedRows& rows, int j) {
   const long slot = long(rows.blocks[j / rows.block_size]) * rows.block_size + j % rows.block_size;
   return slot * rows.slot_step + rows.head;
+}
+
+// One sequence of a call, whichever the K/V layout: its query rows (where they sit in q, out and lse)
+// and its keys.
+struct SequenceRows {
+  int queries;         // query rows of the sequence: its last `queries` positions
+  long first_row;      // row of its first query in q and out: element ((first_row + query) · query_heads + head) · HEAD_DIM
+  int keys;
+  long lse_base;       // LSE index of (head 0, query 0) …
+  long lse_head_step;  // … and of (head h, query r): lse_base + h · lse_head_step + r
+  float logit_scale;   // softmax scale × Qwen's temperature for this sequence (natural-log units)
+};
+
+// Sequence b of a paged call: seq_lens[b] keys; rows packed by cu_seqlens_q when total_queries > 0.
+inline SequenceRows paged_sequence(const PagedParams p, device const int* seq_lens, device const int* cu_seqlens_q, int b) {
+  SequenceRows s;
+  s.keys = seq_lens[b];
+  if (p.total_queries > 0) {
+    s.first_row = cu_seqlens_q[b];
+    s.queries = cu_seqlens_q[b + 1] - cu_seqlens_q[b];
+    s.lse_base = s.first_row;
+    s.lse_head_step = p.total_queries;
+  } else {
+    s.first_row = long(b) * p.queries;
+    s.queries = p.queries;
+    s.lse_base = long(b) * p.query_heads * p.queries;
+    s.lse_head_step = p.queries;
+  }
+  s.logit_scale = paged_logit_scale(p, s.keys);
+  return s;
+}
+
+// Batch entry b of a contiguous call: every entry has p.queries queries over p.keys keys.
+inline SequenceRows contiguous_sequence(const AttentionParams p, int b) {
+  SequenceRows s;
+  s.keys = p.keys;
+  s.first_row = long(b) * p.queries;
+  s.queries = p.queries;
+  s.lse_base = long(b) * p.query_heads * p.queries;
+  s.lse_head_step = p.queries;
+  s.logit_scale = p.logit_scale;
+  return s;
 }
 
 // ---- Regions by index (the plan's visit order), for kernels that meet keys one at a time ----
@@ -604,13 +675,58 @@ inline void rotate_new_keys(device const storage_t* k, device const int* positio
 }
 
 
-// ---- Paged decode: split-K for calls with few query rows ----
+// ---- Split-K decode for calls with few query rows, over contiguous keys or the paged cache ----
 // One threadgroup per (key split, KV head × row block, batch entry). Its rows are the rows reading one
-// KV head — the query heads that share it (GQA) × the call's queries — group_rows at a time, one
+// KV head — the query heads that share it (GQA) × the sequence's queries — group_rows at a time, one
 // simdgroup per row, so the rows walk the same keys together and each K/V row comes from memory once
 // per threadgroup. Within a row, lanes take one key each (score, then simd_max / simd_sum for the
 // online softmax), then one output dim each for P·V, reading the step's probabilities back from
 // threadgroup memory. Nothing is shared between simdgroups, so there is no threadgroup barrier.
+// K/V addressing is a compile-time form (the plan's kvLayout): decode_split is instantiated with
+// ContiguousRows (batch, keys, key_heads, HEAD_DIM) and with PagedRows (the block table); both forms
+// write the same partial layout and share one merge.
+
+// The grid of a decode call: what every threadgroup needs to find its rows and its key range.
+struct DecodeGrid {
+  int batch;
+  int queries;      // query rows per sequence, the largest count for varlen (sizes the grid and the partials)
+  int query_heads;
+  int key_heads;
+  int splits;
+  int split_keys;
+  int group_rows;
+};
+
+inline DecodeGrid paged_decode_grid(const PagedParams p) {
+  const DecodeGrid g = {p.batch, p.queries, p.query_heads, p.key_heads, p.splits, p.split_keys, p.group_rows};
+  return g;
+}
+
+inline DecodeGrid contiguous_decode_grid(const DecodeParams p) {
+  const DecodeGrid g = {p.call.batch, p.call.queries, p.call.query_heads, p.call.key_heads, p.splits, p.split_keys, p.group_rows};
+  return g;
+}
+
+// The row (query head, query) of one simdgroup of a decode threadgroup.
+struct DecodeRow {
+  int kv_head;
+  int head;
+  int query;
+};
+
+// This simdgroup's row among the rows reading one KV head; false for a spare simdgroup (its row block
+// runs past the sequence's rows: the last block, or a varlen sequence with fewer queries than the grid's).
+inline bool decode_row(const DecodeGrid g, int queries, uint3 group, uint simd, thread DecodeRow& r) {
+  const int heads_per_kv = g.query_heads / g.key_heads;
+  // Row blocks per KV head, from the call's largest query count (the grid is sized by it).
+  const int row_blocks = (heads_per_kv * g.queries + g.group_rows - 1) / g.group_rows;
+  const int row = (int(group.y) % row_blocks) * g.group_rows + int(simd);
+  if (row >= heads_per_kv * queries) return false;
+  r.kv_head = int(group.y) / row_blocks;
+  r.head = r.kv_head * heads_per_kv + row / queries;
+  r.query = row % queries;
+  return true;
+}
 
 // Score (log2 units) of key row k_row against `query`, rotated for `region` and pre-scaled.
 inline float key_score(threadgroup const float* query, device const storage_t* k_row, device const float2* rope, int region, int j) {
@@ -629,10 +745,10 @@ inline float key_score(threadgroup const float* query, device const storage_t* k
 }
 
 // The row's result: out and lse with one split, else this split's partial (the merge's layout).
-inline void store_decode_row(const PagedParams p, int split, long q_row, long lse_at, float m, float l, thread const float* acc,
+inline void store_decode_row(const DecodeGrid g, int split, long q_row, long lse_at, float m, float l, thread const float* acc,
                              device storage_t* out, device float* lse, device float* partials, uint lane) {
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  if (p.splits == 1) {
+  if (g.splits == 1) {
     for (int c = 0; c < LANE_DIMS; ++c) {
       const int d = int(lane) + c * SIMD_WIDTH;
       if (d < HEAD_DIM) out[q_row * HEAD_DIM + d] = storage_t(acc[c] * inv);
@@ -640,39 +756,29 @@ inline void store_decode_row(const PagedParams p, int split, long q_row, long ls
     if (lane == 0) lse[lse_at] = l > 0.0f ? (m + log2(l)) / LOG2E : -INFINITY;
     return;
   }
-  device float* partial = partials + long(split) * partial_slot_floats(p.batch, p.queries, p.query_heads);
+  device float* partial = partials + long(split) * partial_slot_floats(g.batch, g.queries, g.query_heads);
   for (int c = 0; c < LANE_DIMS; ++c) {
     const int d = int(lane) + c * SIMD_WIDTH;
     if (d < HEAD_DIM) partial[q_row * HEAD_DIM + d] = acc[c] * inv;
   }
-  if (lane == 0) partial[partial_lse_base(p.batch, p.queries, p.query_heads) + lse_at] = l > 0.0f ? (m + log2(l)) / LOG2E : MASKED_SCORE;
+  if (lane == 0) partial[partial_lse_base(g.batch, g.queries, g.query_heads) + lse_at] = l > 0.0f ? (m + log2(l)) / LOG2E : MASKED_SCORE;
 }
 
-inline void paged_decode(device const storage_t* q, device const storage_t* k_cache, device const storage_t* v_cache,
-                         device const float2* rope, const PagedParams p, device storage_t* out, device float* lse,
-                         device float* partials, device const int* block_table, device const int* seq_lens,
-                         threadgroup float* tg, uint3 group, uint lane, uint simd) {
-  // This simdgroup's row: one (query head, query) of the rows that read KV head kv_head.
-  const int batch = int(group.z);
-  const int heads_per_kv = p.query_heads / p.key_heads;
-  const int kv_rows = heads_per_kv * p.queries;
-  const int row_blocks = (kv_rows + p.group_rows - 1) / p.group_rows;
-  const int kv_head = int(group.y) / row_blocks;
-  const int row = (int(group.y) % row_blocks) * p.group_rows + int(simd);
-  if (row >= kv_rows) return;  // a spare simdgroup of the last row block (no threadgroup barrier follows)
-  const int head = kv_head * heads_per_kv + row / p.queries;
-  const int query = row % p.queries;
-  const int keys = seq_lens[batch];
-  const int i = query + keys - p.queries;  // the query's position in its sequence
-  const long q_row = (long(batch) * p.queries + query) * p.query_heads + head;  // row of q and out
-  const long lse_at = (long(batch) * p.query_heads + head) * p.queries + query;
-  const PagedRows rows = paged_rows(p, block_table, batch, kv_head);
+// One row's softmax over the keys of split `split` of sequence `s`, K/V rows found through `rows`.
+template <class Rows>
+inline void decode_split(const DecodeGrid g, thread const SequenceRows& s, thread const DecodeRow& r, thread const Rows& rows,
+                         device const storage_t* q, device const storage_t* k, device const storage_t* v,
+                         device const float2* rope, device storage_t* out, device float* lse, device float* partials,
+                         threadgroup float* tg, int split, uint lane, uint simd) {
+  const int i = r.query + s.keys - s.queries;  // the query's position in its sequence (queries are the last positions)
+  const long q_row = (s.first_row + r.query) * g.query_heads + r.head;  // row of q and out
+  const long lse_at = s.lse_base + r.head * s.lse_head_step + r.query;
 
   // The query rotated at each region's query position and pre-scaled to log2 units, into this
   // simdgroup's part of threadgroup memory.
   threadgroup float* rotated = tg + int(simd) * REGION_COUNT * HEAD_DIM;
   threadgroup float* probs = tg + DECODE_MAX_ROWS * REGION_COUNT * HEAD_DIM + int(simd) * SIMD_WIDTH;
-  const float scale_log2 = paged_logit_scale(p, keys) * LOG2E;
+  const float scale_log2 = s.logit_scale * LOG2E;
   device const storage_t* q_in = q + q_row * HEAD_DIM;
   for (int e = int(lane); e < REGION_COUNT * HEAD_DIM; e += SIMD_WIDTH) {
     const int region = e / HEAD_DIM;
@@ -687,9 +793,9 @@ inline void paged_decode(device const storage_t* q, device const storage_t* k_ca
   simdgroup_barrier(mem_flags::mem_threadgroup);
 
   // This split's keys that some region lets the row see, SIMD_WIDTH per step.
-  const int split_first = int(group.x) * p.split_keys;
+  const int split_first = split * g.split_keys;
   const int first = imax(split_first, first_visible_key(i));
-  const int last = imin(split_first + p.split_keys - 1, i);  // causal: nothing past the diagonal
+  const int last = imin(split_first + g.split_keys - 1, i);  // causal: nothing past the diagonal
   float m = MASKED_SCORE;  // running max score, the same in every lane (MASKED_SCORE: nothing visible yet)
   float l = 0.0f;          // running sum of exp2(score − m), the same in every lane
   float acc[LANE_DIMS];    // output dims lane, lane + SIMD_WIDTH, …, unnormalised
@@ -697,16 +803,16 @@ inline void paged_decode(device const storage_t* q, device const storage_t* k_ca
   for (int step = first; step <= last; step += SIMD_WIDTH) {
     // Lanes over keys: key j's score against the query rotated for the region that owns it.
     const int j = step + int(lane);
-    float s = MASKED_SCORE;
+    float score = MASKED_SCORE;
     if (j <= last) {
       const int region = key_region(i, j);
-      if (region < REGION_COUNT) s = key_score(rotated + region * HEAD_DIM, k_cache + key_row(rows, j), rope, region, j);
+      if (region < REGION_COUNT) score = key_score(rotated + region * HEAD_DIM, k + key_row(rows, j), rope, region, j);
     }
-    const float step_max = simd_max(s);
+    const float step_max = simd_max(score);
     if (step_max == MASKED_SCORE) continue;  // no visible key in this step (the same in every lane)
     const float m_new = max(m, step_max);
     const float alpha = m == MASKED_SCORE ? 0.0f : exp2(m - m_new);
-    const float prob = s == MASKED_SCORE ? 0.0f : exp2(s - m_new);
+    const float prob = score == MASKED_SCORE ? 0.0f : exp2(score - m_new);
     l = l * alpha + simd_sum(prob);
     m = m_new;
 
@@ -718,7 +824,7 @@ inline void paged_decode(device const storage_t* q, device const storage_t* k_ca
     for (int n = 0; n < step_keys; ++n) {
       const float pn = probs[n];
       if (pn == 0.0f) continue;  // a key the row does not see (the same in every lane)
-      device const storage_t* v_row = v_cache + key_row(rows, step + n);
+      device const storage_t* v_row = v + key_row(rows, step + n);
       for (int c = 0; c < LANE_DIMS; ++c) {
         const int d = int(lane) + c * SIMD_WIDTH;
         if (d < HEAD_DIM) acc[c] += pn * float(v_row[d]);
@@ -726,15 +832,53 @@ inline void paged_decode(device const storage_t* q, device const storage_t* k_ca
     }
     simdgroup_barrier(mem_flags::mem_threadgroup);  // every lane has read probs before the next step writes it
   }
-  store_decode_row(p, int(group.x), q_row, lse_at, m, l, acc, out, lse, partials, lane);
+  store_decode_row(g, split, q_row, lse_at, m, l, acc, out, lse, partials, lane);
 }
 
-// The decode splits' partials merged into out and lse: the merge of the three-pass baseline, over
-// `splits` partials, on grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.
+// Split-K decode over the paged cache.
+inline void paged_decode(device const storage_t* q, device const storage_t* k_cache, device const storage_t* v_cache,
+                         device const float2* rope, const PagedParams p, device storage_t* out, device float* lse,
+                         device float* partials, device const int* block_table, device const int* seq_lens,
+                         device const int* cu_seqlens_q, threadgroup float* tg, uint3 group, uint lane, uint simd) {
+  const DecodeGrid g = paged_decode_grid(p);
+  const int batch = int(group.z);
+  const SequenceRows s = paged_sequence(p, seq_lens, cu_seqlens_q, batch);
+  DecodeRow r;
+  if (!decode_row(g, s.queries, group, simd, r)) return;  // a spare simdgroup (no threadgroup barrier follows)
+  const PagedRows rows = paged_rows(p, block_table, batch, r.kv_head);
+  decode_split(g, s, r, rows, q, k_cache, v_cache, rope, out, lse, partials, tg, int(group.x), lane, simd);
+}
+
+// Split-K decode over contiguous keys: k, v (batch, keys, key_heads, HEAD_DIM).
+inline void contiguous_decode(device const storage_t* q, device const storage_t* k, device const storage_t* v,
+                              device const float2* rope, const DecodeParams p, device storage_t* out, device float* lse,
+                              device float* partials, threadgroup float* tg, uint3 group, uint lane, uint simd) {
+  const DecodeGrid g = contiguous_decode_grid(p);
+  const int batch = int(group.z);
+  const SequenceRows s = contiguous_sequence(p.call, batch);
+  DecodeRow r;
+  if (!decode_row(g, s.queries, group, simd, r)) return;  // a spare simdgroup (no threadgroup barrier follows)
+  const ContiguousRows rows = contiguous_rows_of(p.call, batch, r.kv_head);
+  decode_split(g, s, r, rows, q, k, v, rope, out, lse, partials, tg, int(group.x), lane, simd);
+}
+
+// The decode splits' partials merged into out and lse (merge_row, as the three-pass merge), on grid
+// ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS: THREADS / BLOCK_Q threads per row.
 inline void paged_merge(device const float* partials, const PagedParams p, device storage_t* out, device float* lse,
-                        uint3 group, uint tid) {
-  const AttentionParams rows = {p.batch, p.queries, p.queries, p.query_heads, p.key_heads, 0.0f};
-  merge_partials(partials, p.splits, rows, out, lse, group, tid);
+                        device const int* seq_lens, device const int* cu_seqlens_q, uint3 group, uint tid) {
+  const SequenceRows s = paged_sequence(p, seq_lens, cu_seqlens_q, int(group.z));
+  const int head = int(group.y);
+  const int row = int(group.x) * BLOCK_Q + int(tid) / (THREADS / BLOCK_Q);
+  if (row >= s.queries) return;
+  merge_row(partials, p.splits, partial_slot_floats(p.batch, p.queries, p.query_heads), partial_lse_base(p.batch, p.queries, p.query_heads),
+            ((s.first_row + row) * p.query_heads + head) * HEAD_DIM, s.lse_base + head * s.lse_head_step + row, out, lse,
+            int(tid) % (THREADS / BLOCK_Q), THREADS / BLOCK_Q);
+}
+
+// The same for contiguous decode: every batch entry has the call's queries.
+inline void contiguous_decode_merge(device const float* partials, const DecodeParams p, device storage_t* out, device float* lse,
+                                    uint3 group, uint tid) {
+  merge_partials(partials, p.splits, p.call, out, lse, group, tid);
 }
 
 // ---- Paged prefill: the fused kernel over the cache (calls with more query rows) ----
@@ -742,10 +886,14 @@ inline void paged_merge(device const float* partials, const PagedParams p, devic
 // threadgroup walks its own sequence's keys through the block table.
 inline void paged_prefill(device const storage_t* q, device const storage_t* k_cache, device const storage_t* v_cache,
                           device const float2* rope, const PagedParams p, device storage_t* out, device float* lse,
-                          device const int* block_table, device const int* seq_lens, threadgroup float* tg,
-                          uint3 group, uint tid, uint lane, uint simd) {
-  const int keys = seq_lens[group.z];
-  const Tile t = make_tile_for(group, p.batch, p.queries, keys, p.query_heads, p.key_heads, paged_logit_scale(p, keys));
+                          device const int* block_table, device const int* seq_lens, device const int* cu_seqlens_q,
+                          threadgroup float* tg, uint3 group, uint tid, uint lane, uint simd) {
+  const SequenceRows s = paged_sequence(p, seq_lens, cu_seqlens_q, int(group.z));
+  // Varlen: a sequence with fewer query rows than the grid's tiles (the same for the whole threadgroup).
+  if (int(group.x) * BLOCK_Q >= s.queries) return;
+  Tile t = make_tile_for(group, p.batch, s.queries, s.keys, p.query_heads, p.key_heads, s.logit_scale);
+  t.q_base = s.first_row * t.q_step + long(t.head) * HEAD_DIM;
+  t.lse_base = s.lse_base + t.head * s.lse_head_step;
   const PagedRows rows = paged_rows(p, block_table, t.batch, t.kv_head);
   attend(t, rows, q, k_cache, v_cache, rope, out, lse, tg, tid, lane, simd);
 }
@@ -796,12 +944,13 @@ kernel void dcagen_causal_d128_f16_paged_decode(device const dcagen_causal_d128_
     device float* partials [[buffer(7)]],
     device const int* block_table [[buffer(8)]],
     device const int* seq_lens [[buffer(9)]],
+    device const int* cu_seqlens_q [[buffer(10)]],
     uint3 group [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]],
     uint simd [[simdgroup_index_in_threadgroup]]) {
   threadgroup float tg[dcagen_causal_d128_f16::DECODE_TG_FLOATS];
-  dcagen_causal_d128_f16::paged_decode(q, k_cache, v_cache, rope, params, out, lse, partials, block_table, seq_lens, tg, group, lane, simd);
+  dcagen_causal_d128_f16::paged_decode(q, k_cache, v_cache, rope, params, out, lse, partials, block_table, seq_lens, cu_seqlens_q, tg, group, lane, simd);
 }
 
 // Serving: log-sum-exp merge of the decode splits (when splits > 1). Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.
@@ -815,11 +964,12 @@ kernel void dcagen_causal_d128_f16_paged_merge(device const dcagen_causal_d128_f
     device float* partials [[buffer(7)]],
     device const int* block_table [[buffer(8)]],
     device const int* seq_lens [[buffer(9)]],
+    device const int* cu_seqlens_q [[buffer(10)]],
     uint3 group [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]],
     uint simd [[simdgroup_index_in_threadgroup]]) {
-  dcagen_causal_d128_f16::paged_merge(partials, params, out, lse, group, tid);
+  dcagen_causal_d128_f16::paged_merge(partials, params, out, lse, seq_lens, cu_seqlens_q, group, tid);
 }
 
 // Serving: paged prefill, the fused pass over the cache. Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.
@@ -833,10 +983,44 @@ kernel void dcagen_causal_d128_f16_paged_prefill(device const dcagen_causal_d128
     device float* partials [[buffer(7)]],
     device const int* block_table [[buffer(8)]],
     device const int* seq_lens [[buffer(9)]],
+    device const int* cu_seqlens_q [[buffer(10)]],
     uint3 group [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]],
     uint simd [[simdgroup_index_in_threadgroup]]) {
   threadgroup float tg[dcagen_causal_d128_f16::TG_MEMORY_FLOATS];
-  dcagen_causal_d128_f16::paged_prefill(q, k_cache, v_cache, rope, params, out, lse, block_table, seq_lens, tg, group, tid, lane, simd);
+  dcagen_causal_d128_f16::paged_prefill(q, k_cache, v_cache, rope, params, out, lse, block_table, seq_lens, cu_seqlens_q, tg, group, tid, lane, simd);
+}
+
+// Split-K decode over contiguous keys (calls with few query rows). Grid (splits, key_heads × row blocks, batch) × SIMD_WIDTH · group_rows threads.
+kernel void dcagen_causal_d128_f16_decode(device const dcagen_causal_d128_f16::storage_t* q [[buffer(0)]],
+    device const dcagen_causal_d128_f16::storage_t* k [[buffer(1)]],
+    device const dcagen_causal_d128_f16::storage_t* v [[buffer(2)]],
+    device const float2* rope [[buffer(3)]],
+    constant dcagen_causal_d128_f16::DecodeParams& params [[buffer(4)]],
+    device dcagen_causal_d128_f16::storage_t* out [[buffer(5)]],
+    device float* lse [[buffer(6)]],
+    device float* partials [[buffer(7)]],
+    uint3 group [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint simd [[simdgroup_index_in_threadgroup]]) {
+  threadgroup float tg[dcagen_causal_d128_f16::DECODE_TG_FLOATS];
+  dcagen_causal_d128_f16::contiguous_decode(q, k, v, rope, params, out, lse, partials, tg, group, lane, simd);
+}
+
+// Log-sum-exp merge of the contiguous decode splits (when splits > 1). Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.
+kernel void dcagen_causal_d128_f16_decode_merge(device const dcagen_causal_d128_f16::storage_t* q [[buffer(0)]],
+    device const dcagen_causal_d128_f16::storage_t* k [[buffer(1)]],
+    device const dcagen_causal_d128_f16::storage_t* v [[buffer(2)]],
+    device const float2* rope [[buffer(3)]],
+    constant dcagen_causal_d128_f16::DecodeParams& params [[buffer(4)]],
+    device dcagen_causal_d128_f16::storage_t* out [[buffer(5)]],
+    device float* lse [[buffer(6)]],
+    device float* partials [[buffer(7)]],
+    uint3 group [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint simd [[simdgroup_index_in_threadgroup]]) {
+  dcagen_causal_d128_f16::contiguous_decode_merge(partials, params, out, lse, group, tid);
 }

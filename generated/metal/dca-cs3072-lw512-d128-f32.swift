@@ -6,7 +6,7 @@
 // Loads the compiled library, binds the buffers, dispatches the kernels for one shape and reads and
 // writes raw little-endian files, like dcagen's CUDA harness; `dcagen run --backend metal` builds and
 // runs it on macOS. Attention passes: dcagen_dca_cs3072_lw512_d128_f32_fused.
-// Serving kernels: dcagen_dca_cs3072_lw512_d128_f32_cache_append, dcagen_dca_cs3072_lw512_d128_f32_paged_decode, dcagen_dca_cs3072_lw512_d128_f32_paged_merge, dcagen_dca_cs3072_lw512_d128_f32_paged_prefill.
+// Serving kernels: dcagen_dca_cs3072_lw512_d128_f32_cache_append, dcagen_dca_cs3072_lw512_d128_f32_paged_decode, dcagen_dca_cs3072_lw512_d128_f32_paged_merge, dcagen_dca_cs3072_lw512_d128_f32_paged_prefill, dcagen_dca_cs3072_lw512_d128_f32_decode, dcagen_dca_cs3072_lw512_d128_f32_decode_merge.
 //
 // Build (Xcode command-line tools):
 //   xcrun -sdk macosx metal -c dca-cs3072-lw512-d128-f32.metal -o dca-cs3072-lw512-d128-f32.air
@@ -14,19 +14,24 @@
 //   xcrun -sdk macosx swiftc -O dca-cs3072-lw512-d128-f32.swift -o dca-cs3072-lw512-d128-f32-host
 // Run, attention over contiguous keys:
 //   ./dca-cs3072-lw512-d128-f32-host dca-cs3072-lw512-d128-f32.metallib q.bin k.bin v.bin out.bin lse.bin \
-//       batch queries keys query_heads key_heads rope_theta scale original_max_position repeats
+//       batch queries keys query_heads key_heads rope_theta scale original_max_position kind splits repeats
 // q.bin: (batch, queries, query_heads, 128) float32; k.bin, v.bin: (batch, keys, key_heads, 128);
 // out.bin like q; lse.bin float32 (batch, query_heads, queries), natural log. scale <= 0 means
-// 1/sqrt(128); original_max_position <= 0 disables Qwen's temperature. Prints "time_ms <ms>"
-// (GPU time) for each of `repeats` timed runs, after one warm-up run when repeats > 1.
+// 1/sqrt(128); original_max_position <= 0 disables Qwen's temperature. kind: prefill (the passes
+// above; splits 1), decode (split-K over `splits` key ranges of ceil(keys / splits) keys, then the merge
+// when splits > 1; fused sets), or auto (decode for at most 16 queries when the set has it,
+// with splits 0 meaning: chosen as dcagen does). Prints "time_ms <ms>" (GPU time) for each of `repeats`
+// timed runs, after one warm-up run when repeats > 1.
 // Run, attention over a paged KV cache (fused sets):
-//   ./dca-cs3072-lw512-d128-f32-host dca-cs3072-lw512-d128-f32.metallib paged q.bin k_cache.bin v_cache.bin block_table.bin seq_lens.bin out.bin lse.bin \
-//       batch queries query_heads key_heads num_blocks block_size max_blocks rope_theta scale original_max_position \
-//       kind splits repeats
+//   ./dca-cs3072-lw512-d128-f32-host dca-cs3072-lw512-d128-f32.metallib paged q.bin k_cache.bin v_cache.bin block_table.bin seq_lens.bin cu_seqlens_q.bin|- \
+//       out.bin lse.bin batch queries query_heads key_heads num_blocks block_size max_blocks rope_theta scale \
+//       original_max_position kind splits repeats
 // k_cache.bin, v_cache.bin: (num_blocks, block_size, key_heads, 128) float32; block_table.bin int32
-// (batch, max_blocks); seq_lens.bin int32 (batch), each at least `queries`. kind: decode (split-K, then
-// the merge when splits > 1) or prefill (splits 1); splits: key ranges per sequence of
-// ceil(max seq_len / splits) keys each.
+// (batch, max_blocks); seq_lens.bin int32 (batch), each at least its query count. kind: decode (split-K,
+// then the merge when splits > 1) or prefill (splits 1); splits: key ranges per sequence of
+// ceil(max seq_len / splits) keys each. cu_seqlens_q.bin (int32, batch + 1; "-": none) packs q and out
+// as (total_queries, query_heads, 128) and lse as (query_heads, total_queries), sequence b owning rows
+// cu_seqlens_q[b] ..< cu_seqlens_q[b + 1] (chunked prefill / varlen); `queries` is then the largest count.
 // Run, the cache append (fused sets whose pattern stores keys at one position):
 //   ./dca-cs3072-lw512-d128-f32-host dca-cs3072-lw512-d128-f32.metallib append k.bin v.bin positions.bin slot_mapping.bin lengths.bin \
 //       k_cache.bin v_cache.bin k_cache_out.bin v_cache_out.bin \
@@ -38,8 +43,9 @@ import Foundation
 import Metal
 
 let kernelNames: [String] = ["dcagen_dca_cs3072_lw512_d128_f32_fused"]
-// Serving kernels of this set by role: cache_append, paged_decode, paged_merge, paged_prefill.
-let servingKernels: [String: String] = ["cache_append": "dcagen_dca_cs3072_lw512_d128_f32_cache_append", "paged_decode": "dcagen_dca_cs3072_lw512_d128_f32_paged_decode", "paged_merge": "dcagen_dca_cs3072_lw512_d128_f32_paged_merge", "paged_prefill": "dcagen_dca_cs3072_lw512_d128_f32_paged_prefill"]
+// Serving kernels of this set by role: cache_append, paged_decode, paged_merge, paged_prefill, and the
+// split-K decode over contiguous keys: decode, decode_merge.
+let servingKernels: [String: String] = ["cache_append": "dcagen_dca_cs3072_lw512_d128_f32_cache_append", "paged_decode": "dcagen_dca_cs3072_lw512_d128_f32_paged_decode", "paged_merge": "dcagen_dca_cs3072_lw512_d128_f32_paged_merge", "paged_prefill": "dcagen_dca_cs3072_lw512_d128_f32_paged_prefill", "decode": "dcagen_dca_cs3072_lw512_d128_f32_decode", "decode_merge": "dcagen_dca_cs3072_lw512_d128_f32_decode_merge"]
 let headDim = 128
 let rotaryDim = 128
 let ropePairs = 64
@@ -51,6 +57,11 @@ let elementBytes = 4
 let workspaceFloatsPerRow = 0  // three-pass scratch: regions × (head_dim + 1)
 let simdWidth = 32
 let decodeMaxRows = 16  // decode rows (one simdgroup each) per threadgroup at most
+// Calls with at most decodeMaxQueries queries run split-K decode (kind auto); the splits aim at about
+// targetThreadgroups threadgroups with at least minSplitKeys keys each: dcagen's rules.
+let decodeMaxQueries = 16
+let targetThreadgroups = 128
+let minSplitKeys = 256
 
 func fail(_ message: String, code: Int32 = 1) -> Never {
   FileHandle.standardError.write(("dca-cs3072-lw512-d128-f32-host: " + message + "\n").data(using: .utf8)!)
@@ -59,7 +70,7 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 
 let args = CommandLine.arguments
 let mode = args.count > 2 && (args[2] == "paged" || args[2] == "append") ? args[2] : "attention"
-let expectedArguments = mode == "paged" ? 22 : mode == "append" ? 18 : 15
+let expectedArguments = mode == "paged" ? 23 : mode == "append" ? 18 : 17
 if args.count != expectedArguments + 1 {
   fail("expected \(expectedArguments) arguments for \(mode) (see the usage at the top of dca-cs3072-lw512-d128-f32.swift), got \(args.count - 1)", code: 2)
 }
@@ -160,6 +171,23 @@ func servingKernel(_ role: String) -> String {
   return name
 }
 
+// The decode layout: rows of one KV head (its query heads × the queries), groupRows (a power of two)
+// per threadgroup within the pipeline's thread limit, and rowBlocks threadgroups per KV head.
+func decodeRows(queryHeads: Int, keyHeads: Int, queries: Int, pipeline: MTLComputePipelineState) -> (groupRows: Int, rowBlocks: Int) {
+  let kvRows = queryHeads / keyHeads * queries
+  let rowLimit = min(decodeMaxRows, pipeline.maxTotalThreadsPerThreadgroup / simdWidth)
+  var groupRows = 1
+  while groupRows < kvRows && groupRows * 2 <= rowLimit { groupRows *= 2 }
+  return (groupRows, (kvRows + groupRows - 1) / groupRows)
+}
+
+// Key splits of a decode call when none are given: about targetThreadgroups threadgroups, at least
+// minSplitKeys keys each; never more splits than keys.
+func automaticSplits(threadgroups: Int, maxKeys: Int) -> Int {
+  let wanted = threadgroups >= targetThreadgroups ? 1 : (targetThreadgroups + threadgroups - 1) / threadgroups
+  return max(1, min(wanted, maxKeys / minSplitKeys))
+}
+
 // New keys (rotated once at the pattern's key position, × Qwen's factor) and values into the cache.
 func runAppend() -> Never {
   let pipeline = makePipeline(servingKernel("cache_append"))
@@ -195,10 +223,10 @@ func runAppend() -> Never {
 
 // Attention over the paged cache: decode (+ merge) or prefill, as `kind` says.
 func runPaged() -> Never {
-  let batch = intArgument(10), queries = intArgument(11), queryHeads = intArgument(12), keyHeads = intArgument(13)
-  let numBlocks = intArgument(14), blockSize = intArgument(15), maxBlocks = intArgument(16)
-  let theta = doubleArgument(17), scale = doubleArgument(18), originalMaxPosition = intArgument(19)
-  let kind = args[20], splits = intArgument(21), repeats = intArgument(22)
+  let batch = intArgument(11), queries = intArgument(12), queryHeads = intArgument(13), keyHeads = intArgument(14)
+  let numBlocks = intArgument(15), blockSize = intArgument(16), maxBlocks = intArgument(17)
+  let theta = doubleArgument(18), scale = doubleArgument(19), originalMaxPosition = intArgument(20)
+  let kind = args[21], splits = intArgument(22), repeats = intArgument(23)
   if batch < 1 || queries < 1 || keyHeads < 1 || queryHeads % keyHeads != 0 || numBlocks < 1 || blockSize < 1 || maxBlocks < 1 {
     fail("bad shape: batch \(batch), queries \(queries), heads \(queryHeads)/\(keyHeads), \(numBlocks) blocks of \(blockSize), \(maxBlocks) per sequence", code: 2)
   }
@@ -206,49 +234,56 @@ func runPaged() -> Never {
     fail("kind must be decode or prefill (prefill with splits 1), got \(kind) with splits \(splits)", code: 2)
   }
   let cacheBytes = numBlocks * blockSize * keyHeads * headDim * elementBytes
-  let qBuffer = makeBuffer(readInput(args[3], bytes: batch * queries * queryHeads * headDim * elementBytes))
-  let kCache = makeBuffer(readInput(args[4], bytes: cacheBytes))
-  let vCache = makeBuffer(readInput(args[5], bytes: cacheBytes))
   let tableData = readInput(args[6], bytes: batch * maxBlocks * 4)
   let lensData = readInput(args[7], bytes: batch * 4)
   let seqLens: [Int] = lensData.withUnsafeBytes { raw in raw.bindMemory(to: Int32.self).map { Int($0) } }
   let maxKeys = seqLens.max() ?? 0
-  if seqLens.contains(where: { $0 < queries || $0 > maxBlocks * blockSize }) {
-    fail("every sequence length must be in [queries, max_blocks × block_size], got \(seqLens)", code: 2)
+  // Varlen: query rows packed by cu_seqlens_q, each sequence's count at most `queries` (the largest).
+  let packed = args[8] != "-"
+  let cuData = packed ? readInput(args[8], bytes: (batch + 1) * 4) : lensData
+  let cuSeqlensQ: [Int] = cuData.withUnsafeBytes { raw in raw.bindMemory(to: Int32.self).map { Int($0) } }  // (seq_lens when not packed: unused)
+  let counts: [Int] = packed ? (0..<batch).map({ cuSeqlensQ[$0 + 1] - cuSeqlensQ[$0] }) : Array(repeating: queries, count: batch)
+  let totalQueries = packed ? cuSeqlensQ[batch] : 0
+  let rows = packed ? totalQueries : batch * queries
+  if packed && (cuSeqlensQ[0] != 0 || totalQueries < 1 || counts.contains(where: { $0 < 0 || $0 > queries })) {
+    fail("cu_seqlens_q must rise from 0, pack at least one row and give no sequence more than \(queries) queries, got \(cuSeqlensQ)", code: 2)
   }
+  if (0..<batch).contains(where: { seqLens[$0] < counts[$0] || seqLens[$0] > maxBlocks * blockSize }) {
+    fail("every sequence length must be in [its queries, max_blocks × block_size], got \(seqLens)", code: 2)
+  }
+  let qBuffer = makeBuffer(readInput(args[3], bytes: rows * queryHeads * headDim * elementBytes))
+  let kCache = makeBuffer(readInput(args[4], bytes: cacheBytes))
+  let vCache = makeBuffer(readInput(args[5], bytes: cacheBytes))
   let tableBuffer = makeBuffer(tableData)
   let lensBuffer = makeBuffer(lensData)
+  let cuBuffer = makeBuffer(cuData)  // read by the kernels only when total_queries > 0
   let ropeBuffer = makeRopeBuffer(theta: theta, wanted: maxKeys - 1)
-  let outBytes = batch * queries * queryHeads * headDim * elementBytes
-  let lseBytes = batch * queryHeads * queries * 4
+  let outBytes = rows * queryHeads * headDim * elementBytes
+  let lseBytes = rows * queryHeads * 4
   let outBuffer = makeBuffer(length: outBytes)
   let lseBuffer = makeBuffer(length: lseBytes)
+  // One partial slot per split of every (sequence, query, head) the grid covers; packed rows fit in them.
   let partialsBuffer = makeBuffer(length: splits > 1 ? splits * batch * queries * queryHeads * (headDim + 1) * 4 : 16)
 
   let decode = kind == "decode"
   let attention = makePipeline(servingKernel(decode ? "paged_decode" : "paged_prefill"))
   let merge: MTLComputePipelineState? = decode && splits > 1 ? makePipeline(servingKernel("paged_merge")) : nil
-  // Decode rows of one KV head, groupRows (a power of two) per threadgroup, within the pipeline's thread limit.
-  let kvRows = queryHeads / keyHeads * queries
-  let rowLimit = min(decodeMaxRows, attention.maxTotalThreadsPerThreadgroup / simdWidth)
-  var groupRows = 1
-  while groupRows < kvRows && groupRows * 2 <= rowLimit { groupRows *= 2 }
-  let rowBlocks = (kvRows + groupRows - 1) / groupRows
+  let (groupRows, rowBlocks) = decodeRows(queryHeads: queryHeads, keyHeads: keyHeads, queries: queries, pipeline: attention)
   if !decode && attention.maxTotalThreadsPerThreadgroup < threadsPerThreadgroup {
     fail("paged prefill needs \(threadsPerThreadgroup) threads per threadgroup; this GPU allows \(attention.maxTotalThreadsPerThreadgroup) for it")
   }
   let softmaxScale = scale > 0 ? scale : 1.0 / Double(headDim).squareRoot()
   // PagedParams: batch, queries, query_heads, key_heads, block_size, max_blocks (int32), softmax_scale
-  // (float32), original_max_position, splits, split_keys, group_rows (int32).
+  // (float32), original_max_position, splits, split_keys, group_rows, total_queries (int32).
   let params: [Int32] = [Int32(batch), Int32(queries), Int32(queryHeads), Int32(keyHeads), Int32(blockSize), Int32(maxBlocks),
                          Int32(bitPattern: Float(softmaxScale).bitPattern), Int32(max(originalMaxPosition, 0)),
-                         Int32(splits), Int32((maxKeys + splits - 1) / splits), Int32(groupRows)]
+                         Int32(splits), Int32((maxKeys + splits - 1) / splits), Int32(groupRows), Int32(totalQueries)]
   let rowGrid = MTLSize(width: (queries + blockQ - 1) / blockQ, height: queryHeads, depth: batch)
   let rowThreads = MTLSize(width: threadsPerThreadgroup, height: 1, depth: 1)
   let bind = { (encoder: MTLComputeCommandEncoder) in
     for (index, buffer) in [qBuffer, kCache, vCache, ropeBuffer].enumerated() { encoder.setBuffer(buffer, offset: 0, index: index) }
     params.withUnsafeBytes { raw in encoder.setBytes(raw.baseAddress!, length: raw.count, index: 4) }
-    for (index, buffer) in [outBuffer, lseBuffer, partialsBuffer, tableBuffer, lensBuffer].enumerated() {
+    for (index, buffer) in [outBuffer, lseBuffer, partialsBuffer, tableBuffer, lensBuffer, cuBuffer].enumerated() {
       encoder.setBuffer(buffer, offset: 0, index: 5 + index)
     }
   }
@@ -271,30 +306,39 @@ func runPaged() -> Never {
   for _ in 0..<max(repeats, 1) {
     print("time_ms \(runOnce(encodeCall))")
   }
-  writeOutput(args[8], outBuffer, outBytes)
-  writeOutput(args[9], lseBuffer, lseBytes)
+  writeOutput(args[9], outBuffer, outBytes)
+  writeOutput(args[10], lseBuffer, lseBytes)
   exit(0)
 }
 
 if mode == "append" { runAppend() }
 if mode == "paged" { runPaged() }
 
-// Attention over contiguous keys: every pass of the set, in order.
+// Attention over contiguous keys: every pass of the set, in order, or split-K decode (+ merge).
 let batch = intArgument(7), queries = intArgument(8), keys = intArgument(9)
 let queryHeads = intArgument(10), keyHeads = intArgument(11)
 let theta = doubleArgument(12), scale = doubleArgument(13)
-let originalMaxPosition = intArgument(14), repeats = intArgument(15)
+let originalMaxPosition = intArgument(14), requestedKind = args[15], requestedSplits = intArgument(16), repeats = intArgument(17)
 if batch < 1 || queries < 1 || keys < queries || keyHeads < 1 || queryHeads % keyHeads != 0 {
   fail("bad shape: batch \(batch), queries \(queries), keys \(keys), heads \(queryHeads)/\(keyHeads) (need queries <= keys, query_heads a multiple of key_heads)", code: 2)
 }
+let hasDecode = servingKernels["decode"] != nil
+let kind = requestedKind == "auto" ? (hasDecode && queries <= decodeMaxQueries ? "decode" : "prefill") : requestedKind
+if (kind != "decode" && kind != "prefill") || requestedSplits < 0 || (kind == "prefill" && requestedSplits > 1) {
+  fail("kind must be auto, decode or prefill (prefill with splits 0 or 1), got \(requestedKind) with splits \(requestedSplits)", code: 2)
+}
+let decode = kind == "decode"
 var pipelines: [MTLComputePipelineState] = []
-for name in kernelNames {
+for name in decode ? [servingKernel("decode")] : kernelNames {
   let pipeline = makePipeline(name)
-  if pipeline.maxTotalThreadsPerThreadgroup < threadsPerThreadgroup {
+  if !decode && pipeline.maxTotalThreadsPerThreadgroup < threadsPerThreadgroup {
     fail("\(name) needs \(threadsPerThreadgroup) threads per threadgroup; this GPU allows \(pipeline.maxTotalThreadsPerThreadgroup) for it")
   }
   pipelines.append(pipeline)
 }
+let (groupRows, rowBlocks) = decode ? decodeRows(queryHeads: queryHeads, keyHeads: keyHeads, queries: queries, pipeline: pipelines[0]) : (groupRows: 0, rowBlocks: 0)
+let splits = decode ? min(requestedSplits > 0 ? requestedSplits : automaticSplits(threadgroups: rowBlocks * keyHeads * batch, maxKeys: keys), keys) : 1
+let mergePipeline: MTLComputePipelineState? = decode && splits > 1 ? makePipeline(servingKernel("decode_merge")) : nil
 
 // Softmax scale × Qwen temperature f(n)², f(n) = max(1, 0.1 ln(n / original_max_position) + 1).
 var logitScale = scale > 0 ? scale : 1.0 / Double(headDim).squareRoot()
@@ -302,9 +346,11 @@ if originalMaxPosition > 0 {
   let f = max(1.0, 0.1 * log(Double(keys) / Double(originalMaxPosition)) + 1.0)
   logitScale *= f * f
 }
-// AttentionParams: batch, queries, keys, query_heads, key_heads (int32), logit_scale (float32).
+// AttentionParams: batch, queries, keys, query_heads, key_heads (int32), logit_scale (float32); then the
+// rest of DecodeParams (splits, split_keys, group_rows), which the attention passes do not read.
 let params: [Int32] = [Int32(batch), Int32(queries), Int32(keys), Int32(queryHeads), Int32(keyHeads),
-                       Int32(bitPattern: Float(logitScale).bitPattern)]
+                       Int32(bitPattern: Float(logitScale).bitPattern),
+                       Int32(splits), Int32((keys + splits - 1) / splits), Int32(groupRows)]
 
 let qBuffer = makeBuffer(readInput(args[2], bytes: batch * queries * queryHeads * headDim * elementBytes))
 let kBuffer = makeBuffer(readInput(args[3], bytes: batch * keys * keyHeads * headDim * elementBytes))
@@ -314,21 +360,38 @@ let outBytes = batch * queries * queryHeads * headDim * elementBytes
 let lseBytes = batch * queryHeads * queries * 4
 let outBuffer = makeBuffer(length: outBytes)
 let lseBuffer = makeBuffer(length: lseBytes)
-let partialsBuffer = makeBuffer(length: workspaceFloatsPerRow * batch * queries * queryHeads * 4)
+// Three-pass scratch (one slot per region), or one slot per decode split.
+let partialSlots = decode ? (splits > 1 ? splits : 0) : workspaceFloatsPerRow / (headDim + 1)
+let partialsBuffer = makeBuffer(length: partialSlots * batch * queries * queryHeads * (headDim + 1) * 4)
 
 let grid = MTLSize(width: (queries + blockQ - 1) / blockQ, height: queryHeads, depth: batch)
 let threadgroup = MTLSize(width: threadsPerThreadgroup, height: 1, depth: 1)
+let bindAttention = { (encoder: MTLComputeCommandEncoder) in
+  encoder.setBuffer(qBuffer, offset: 0, index: 0)
+  encoder.setBuffer(kBuffer, offset: 0, index: 1)
+  encoder.setBuffer(vBuffer, offset: 0, index: 2)
+  encoder.setBuffer(ropeBuffer, offset: 0, index: 3)
+  params.withUnsafeBytes { raw in encoder.setBytes(raw.baseAddress!, length: raw.count, index: 4) }
+  encoder.setBuffer(outBuffer, offset: 0, index: 5)
+  encoder.setBuffer(lseBuffer, offset: 0, index: 6)
+  encoder.setBuffer(partialsBuffer, offset: 0, index: 7)
+}
 let encodePasses = { (encoder: MTLComputeCommandEncoder) in
+  if decode {
+    encoder.setComputePipelineState(pipelines[0])
+    bindAttention(encoder)
+    encoder.dispatchThreadgroups(MTLSize(width: splits, height: keyHeads * rowBlocks, depth: batch),
+                                 threadsPerThreadgroup: MTLSize(width: simdWidth * groupRows, height: 1, depth: 1))
+    if let merge = mergePipeline {
+      encoder.setComputePipelineState(merge)
+      bindAttention(encoder)
+      encoder.dispatchThreadgroups(grid, threadsPerThreadgroup: threadgroup)
+    }
+    return
+  }
   for pipeline in pipelines {
     encoder.setComputePipelineState(pipeline)
-    encoder.setBuffer(qBuffer, offset: 0, index: 0)
-    encoder.setBuffer(kBuffer, offset: 0, index: 1)
-    encoder.setBuffer(vBuffer, offset: 0, index: 2)
-    encoder.setBuffer(ropeBuffer, offset: 0, index: 3)
-    params.withUnsafeBytes { raw in encoder.setBytes(raw.baseAddress!, length: raw.count, index: 4) }
-    encoder.setBuffer(outBuffer, offset: 0, index: 5)
-    encoder.setBuffer(lseBuffer, offset: 0, index: 6)
-    encoder.setBuffer(partialsBuffer, offset: 0, index: 7)
+    bindAttention(encoder)
     encoder.dispatchThreadgroups(grid, threadsPerThreadgroup: threadgroup)
   }
 }

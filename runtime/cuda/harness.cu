@@ -218,6 +218,10 @@ int main(int argc, char** argv) {
   p.out_head_stride = p.q_head_stride; p.out_seq_stride = p.q_seq_stride; p.out_batch_stride = p.q_batch_stride;
   p.batch = batch; p.queries = queries; p.keys = keys; p.query_heads = query_heads; p.key_heads = key_heads;
   p.logit_scale = FN(_logit_scale)(keys, scale, original_max_position);
+  if (const char* why = FN(_check_params)(&p)) {   // the launcher's own reason, rather than "invalid argument"
+    std::fprintf(stderr, "harness: the launcher refused the call: %s\n", why);
+    return 1;
+  }
   const int forced_splits = argc == 18 ? std::atoi(argv[17]) : 0;
   // One launch: *_launch (which routes few-query calls to split-K decode), or *_decode with forced splits.
   auto launch = [&]() -> int {

@@ -4,18 +4,13 @@
 
 import type { CacheAppendRunner, BackendRunner, PagedBackendRunner } from '../execute.js';
 import type { KernelConfig } from '../plan/kernel-plan.js';
+import type { KernelKind } from '../plan/passes.js';
 import type { StorageDType } from '../reference/precision.js';
 import type { ExprLanguage } from './expr-render.js';
 import type { EmitRequest, EmitResult } from './emit-request.js';
 import type { TextEscaper } from './text.js';
 
-/**
- * The kernel kinds a backend can run: fused prefill, the three-pass baseline (region partials +
- * merge), split-K decode of contiguous keys (partials + merge), attention over a paged KV cache
- * (with its own split-K decode for few query rows), the same with packed query rows of different
- * counts per sequence (varlen, cu_seqlens_q), and the cache write.
- */
-export type KernelKind = 'prefill' | 'three-pass' | 'decode' | 'paged' | 'varlen' | 'cache-append';
+export type { KernelKind } from '../plan/passes.js';
 
 export type KernelBackendName = 'wgsl' | 'cuda' | 'metal';
 

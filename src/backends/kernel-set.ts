@@ -1,14 +1,13 @@
 // What every backend's emitter produces and how kernel sets are named and cached: a kernel set is
 // the files emitted for one pattern, configuration and variant, named after them.
 
-import { join } from 'node:path';
 import type { CompiledPattern } from '../dsl/instantiate.js';
 import { quoteName } from '../dsl/names.js';
 import { ConfigurationError } from '../errors.js';
 import type { KernelConfig } from '../plan/kernel-plan.js';
-import { packageRoot } from './template.js';
+import type { KernelVariant } from '../plan/passes.js';
 
-export type KernelVariant = 'fused' | 'three-pass';
+export type { KernelVariant } from '../plan/passes.js';
 
 export interface EmittedFile {
   /** File name relative to the output folder. */
@@ -42,7 +41,3 @@ export function kernelSetName(pattern: CompiledPattern, config: KernelConfig, va
   return checkFileName(parts.join('-'));
 }
 
-/** Where runtimes keep compiled kernel sets, keyed by content hash (DCAGEN_CACHE overrides). */
-export function cacheFolder(): string {
-  return process.env['DCAGEN_CACHE'] ?? join(packageRoot(), '.dcagen-cache');
-}

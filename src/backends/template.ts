@@ -1,34 +1,36 @@
 // Kernel skeletons live as text files under templates/<backend>/. A template has holes written
 // {{name}}; filling checks that every hole gets a value and every value has a hole, so a renamed
 // hole can never silently emit half a kernel.
+//
+// This module is part of the compiler core, which also runs in a browser (the playground), so it
+// does not read files itself: whoever hosts the core installs a TemplateSource once. Under Node
+// that is src/io/package-files.ts (templates/ on disk, installed by the library entry, the CLI and
+// the tests' setup); the playground installs the same files bundled by Vite. templates/ stays
+// the one place the text is written.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { UnavailableError } from '../errors.js';
 
-let root: string | undefined;
+/** Returns the text of templates/<backend>/<name>, or throws when there is no such template. */
+export type TemplateSource = (backend: string, name: string) => string;
 
-/** The package root (where package.json and templates/ are), from src/ or from dist/src/. */
-export function packageRoot(): string {
-  if (root !== undefined) return root;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'templates')) || !existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the dcagen package root (templates/ folder)');
-    dir = up;
-  }
-  root = dir;
-  return dir;
-}
-
+let source: TemplateSource | undefined;
 const cache = new Map<string, string>();
 
+/** Installs where templates come from (once per host; a later call replaces it and clears the cache). */
+export function useTemplateSource(next: TemplateSource): void {
+  source = next;
+  cache.clear();
+}
+
 export function loadTemplate(backend: string, name: string): string {
-  const path = join(packageRoot(), 'templates', backend, name);
-  let text = cache.get(path);
+  const key = `${backend}/${name}`;
+  let text = cache.get(key);
   if (text === undefined) {
-    text = readFileSync(path, 'utf8');
-    cache.set(path, text);
+    if (source === undefined) {
+      throw new UnavailableError(`no template source installed to read templates/${key}: under Node import 'dcagen' (or src/io/package-files.js); elsewhere call useTemplateSource`);
+    }
+    text = source(backend, name);
+    cache.set(key, text);
   }
   return text;
 }

@@ -1,6 +1,8 @@
 // The `dcagen` command line: dispatches to a command, prints DcagenErrors as one line on stderr
 // with their exit code (2 for bad input), and never shows a stack trace for a user error.
 
+// Installs the file-system template source the compiler core emits kernels from.
+import '../io/package-files.js';
 import { DcagenError } from '../errors.js';
 import { benchCommand, benchFlags } from './commands/bench.js';
 import { emitCommand, emitFlags } from './commands/emit.js';

@@ -4,7 +4,7 @@
 
 import { UsageError } from '../errors.js';
 import { compilePattern, kebab, type CompiledPattern } from '../dsl/instantiate.js';
-import { loadPatternFile } from '../dsl/load-file.js';
+import { loadPatternFile } from '../io/pattern-file.js';
 import type { PatternDefinition } from '../dsl/pattern.js';
 import { readHfConfig, type HfSettings } from '../io/hf-config.js';
 import { builtinPattern, builtinPatterns } from '../patterns/index.js';

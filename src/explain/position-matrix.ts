@@ -8,30 +8,43 @@ export interface PositionMatrix {
   /** relative[i][j] = query position − key position for j ≤ i; null above the diagonal or when masked out. */
   readonly relative: (number | null)[][];
   readonly region: (string | null)[][];
+  /** The query and key positions RoPE sees for (i, j) in its region (relative = query − key); null where relative is. */
+  readonly query: (number | null)[][];
+  readonly key: (number | null)[][];
 }
 
 export function positionMatrix(pattern: CompiledPattern, seqLen: number): PositionMatrix {
   const relative: (number | null)[][] = [];
   const region: (string | null)[][] = [];
+  const query: (number | null)[][] = [];
+  const key: (number | null)[][] = [];
   for (let i = 0; i < seqLen; i++) {
     const rel: (number | null)[] = [];
     const reg: (string | null)[] = [];
+    const qs: (number | null)[] = [];
+    const ks: (number | null)[] = [];
     for (let j = 0; j < seqLen; j++) {
       const owner = j <= i ? owningRegion(pattern, i, j) : undefined;
       if (owner === undefined || !maskAllows(owner.definition, pattern.params, i, j)) {
         rel.push(null);
         reg.push(null);
+        qs.push(null);
+        ks.push(null);
         continue;
       }
       const q = owner.definition.queryPosition(i, pattern.params);
       const k = (owner.definition.keyPosition ?? pattern.definition.keyPosition)(j, pattern.params);
       rel.push(q - k);
       reg.push(owner.name);
+      qs.push(q);
+      ks.push(k);
     }
     relative.push(rel);
     region.push(reg);
+    query.push(qs);
+    key.push(ks);
   }
-  return { relative, region };
+  return { relative, region, query, key };
 }
 
 /** Distinct one-letter markers for the regions, in declaration order. */
@@ -70,7 +83,11 @@ export function formatPositionMatrix(pattern: CompiledPattern, m: PositionMatrix
 
 const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#b07aa1', '#76b7b2'];
 
-/** A heatmap: cell colour = region, lightness = relative distance, the number written in each cell. */
+/**
+ * A heatmap: cell colour = region, lightness = relative distance, the number written in each cell.
+ * Each cell's title (what a viewer shows on hover) and data attributes give i, j, the region and
+ * the query and key positions, so a page can read the cells back.
+ */
 export function positionMatrixSvg(pattern: CompiledPattern, m: PositionMatrix): string {
   const n = m.relative.length;
   const cell = n <= 32 ? 28 : n <= 128 ? 8 : Math.max(1, Math.floor(1024 / n));
@@ -87,11 +104,13 @@ export function positionMatrixSvg(pattern: CompiledPattern, m: PositionMatrix): 
     for (let j = 0; j <= i; j++) {
       const r = m.region[i]![j];
       const v = m.relative[i]![j];
+      const qp = m.query[i]![j];
+      const kp = m.key[i]![j];
       if (r === null || v === null || r === undefined || v === undefined) continue;
       const opacity = (0.25 + 0.75 * (v / maxRel)).toFixed(3);
       const x = margin + j * cell;
       const y = margin + i * cell;
-      parts.push(`<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${colour.get(r)}" fill-opacity="${opacity}" stroke="white" stroke-width="${cell >= 8 ? 0.5 : 0}"><title>i=${i} j=${j} ${r}: ${v}</title></rect>`);
+      parts.push(`<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${colour.get(r)}" fill-opacity="${opacity}" stroke="white" stroke-width="${cell >= 8 ? 0.5 : 0}" class="cell" data-i="${i}" data-j="${j}" data-region="${r}" data-query="${qp}" data-key="${kp}" data-relative="${v}"><title>i=${i} j=${j} ${r}: ${v} (query ${qp} − key ${kp})</title></rect>`);
       if (cell >= 16) parts.push(`<text x="${x + cell / 2}" y="${y + cell / 2 + 4}" text-anchor="middle">${v}</text>`);
     }
   }

@@ -29,15 +29,22 @@ ROTARY_DIM = {{rotaryDim}}
 ROPE_STYLE = "{{ropeStyle}}"
 ROPE_FINE_BITS = {{ropeFineBits}}
 POSITION_LIMIT = {{positionLimit}}
-WORKSPACE_FLOATS_PER_ROW = {{workspaceFloats}}{{servingConstants}}
+WORKSPACE_FLOATS_PER_ROW = {{workspaceFloats}}
+# The kernel loads q, k and v in chunks of LOAD_BYTES ({{loadNote}}): their data pointers, and every
+# stride of a dimension with more than one index, must be multiples of it.
+LOAD_BYTES = {{loadBytes}}
+DTYPE_NAME = "{{torchDtype}}"{{servingConstants}}
 
 _BINDING = r"""
 #include <torch/extension.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include "{{headerName}}"
 
 std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor rope,
                                    double logit_scale, torch::Tensor workspace) {
+  // Allocate and launch on q's device, whatever the current device is (and on its current stream).
+  const at::cuda::OptionalCUDAGuard device_guard(q.device());
   auto out = torch::empty_like(q);
   auto lse = torch::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(torch::kFloat32));
   dcagen_attention_params p = {};
@@ -50,8 +57,10 @@ std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor k, torch::Tens
   p.out_batch_stride = out.stride(0); p.out_seq_stride = out.stride(1); p.out_head_stride = out.stride(2);
   p.batch = q.size(0); p.queries = q.size(1); p.keys = k.size(1); p.query_heads = q.size(2); p.key_heads = k.size(2);
   p.logit_scale = (float)logit_scale;
-  int rc = {{prefix}}_launch(&p, at::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(rc == 0, "{{prefix}}_launch failed with CUDA error ", rc);
+  const char* why = {{prefix}}_check_params(&p);
+  TORCH_CHECK(why == nullptr, "{{prefix}}: ", why == nullptr ? "" : why);
+  const int rc = {{prefix}}_launch(&p, at::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(rc == 0, "{{prefix}}_launch failed: ", cudaGetErrorString((cudaError_t)rc), " (CUDA error ", rc, ")");
   return {out, lse};
 }
 
@@ -97,23 +106,65 @@ def rope_table(theta, max_position, device):
     return table
 
 
+def _tensor_facts(t):
+    """What the input checks need to know about a tensor, as plain values (so the checks need no GPU)."""
+    return {"shape": tuple(t.shape), "stride": tuple(t.stride()), "dtype": str(t.dtype), "device": str(t.device),
+            "is_cuda": bool(t.is_cuda), "address": int(t.data_ptr()), "element_size": int(t.element_size())}
+
+
+def _input_error(facts):
+    """Why q, k, v (name -> _tensor_facts) cannot run on this kernel, or None when they can."""
+    for name in ("q", "k", "v"):
+        f = facts[name]
+        if len(f["shape"]) != 4 or f["shape"][-1] != HEAD_DIM:
+            return f"{name} must be 4-d (batch, seq, heads, {HEAD_DIM}), got shape {f['shape']}"
+        if f["dtype"] != DTYPE_NAME:
+            return f"{name} is {f['dtype']}; this kernel was compiled for {DTYPE_NAME}"
+        if not f["is_cuda"]:
+            return f"{name} is on {f['device']}; the kernel runs on CUDA tensors"
+    q, k, v = facts["q"], facts["k"], facts["v"]
+    if k["device"] != q["device"] or v["device"] != q["device"]:
+        return f"q, k and v must be on one device, got q on {q['device']}, k on {k['device']}, v on {v['device']}"
+    (batch, queries, query_heads, _), (k_batch, keys, key_heads, _) = q["shape"], k["shape"]
+    if k["shape"] != v["shape"] or k_batch != batch:
+        return f"incompatible shapes q {q['shape']}, k {k['shape']}, v {v['shape']} (k and v alike, one batch)"
+    if queries > keys:
+        return f"more queries ({queries}) than keys ({keys}): queries are the last Sq positions of the keys"
+    if key_heads < 1 or query_heads % key_heads != 0:
+        return f"query heads ({query_heads}) must be a multiple of key heads ({key_heads})"
+    if batch == 0 or queries == 0 or query_heads == 0:
+        return None  # an empty output: nothing is read
+    for name, f in (("q", q), ("k", k), ("v", v)):
+        if f["stride"][-1] != 1:
+            return f"{name} must be contiguous in its last dimension, got strides {f['stride']}; call .contiguous()"
+        if f["address"] % LOAD_BYTES != 0:
+            return f"{name}'s data is not {LOAD_BYTES}-byte aligned (a view at an odd offset?); call .contiguous()"
+        for extent, stride in zip(f["shape"][:3], f["stride"][:3]):
+            if extent > 1 and (stride * f["element_size"]) % LOAD_BYTES != 0:
+                return (f"{name}'s strides {f['stride']} are not multiples of {LOAD_BYTES} bytes "
+                        f"(the kernel loads {LOAD_BYTES}-byte chunks); call .contiguous()")
+    return None
+
+
 def {{functionName}}(q, k, v, *, {{keywordParams}}rope_theta=10000.0, scale=None, original_max_position=None):
     """{{summary}}
 
     q: (B, Sq, Hq, {{headDim}}), k and v: (B, Sk, Hk, {{headDim}}), {{torchDtype}} CUDA tensors, Hq a multiple
     of Hk, Sq <= Sk (queries are the last Sq positions). The kernel was compiled for {{paramsText}};
-    other values raise ValueError (emit another kernel). Returns (out like q, lse (B, Hq, Sq) float32).
+    other values raise ValueError (emit another kernel). q, k and v share one device (the kernel runs
+    there, whatever the current device) and are contiguous in the head dim with strides the kernel's
+    LOAD_BYTES-byte loads allow (contiguous tensors always do); else ValueError says which. Returns
+    (out like q, lse (B, Hq, Sq) float32); empty inputs (B, Sq or Hq 0) give empty outputs.
     scale defaults to 1/sqrt(head_dim); original_max_position enables Qwen's temperature
     (logits x f(n)^2, f(n) = max(1, 0.1 ln(n / c_orig) + 1), n = Sk).
     """
 {{paramChecks}}
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.dim() != 4 or t.size(-1) != HEAD_DIM or t.dtype != DTYPE or not t.is_cuda:
-            raise ValueError(f"{name} must be a 4-d {DTYPE} CUDA tensor with head dim {HEAD_DIM}, got {tuple(t.shape)} {t.dtype}")
-        if t.stride(-1) != 1:
-            raise ValueError(f"{name} must be contiguous in its last dimension")
-    if q.size(1) > k.size(1) or q.size(2) % k.size(2) != 0 or k.shape != v.shape or q.size(0) != k.size(0):
-        raise ValueError(f"incompatible shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    error = _input_error({name: _tensor_facts(t) for name, t in (("q", q), ("k", k), ("v", v))})
+    if error is not None:
+        raise ValueError(error)
+    if q.numel() == 0:
+        # Empty batch, queries or heads: empty outputs, as FlashAttention returns (no build, no launch).
+        return torch.empty_like(q), torch.empty(q.size(0), q.size(2), q.size(1), dtype=torch.float32, device=q.device)
     keys = k.size(1)
     max_position = POSITION_LIMIT if POSITION_LIMIT is not None else keys - 1
     base = scale if scale is not None else 1.0 / math.sqrt(HEAD_DIM)

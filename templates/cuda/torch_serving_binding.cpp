@@ -3,6 +3,7 @@ std::vector<torch::Tensor> paged(torch::Tensor q, torch::Tensor k_cache, torch::
                                  torch::Tensor seq_lens, torch::Tensor rope, int64_t max_seq_len, int64_t num_splits,
                                  double softmax_scale, int64_t original_max_position, torch::Tensor cu_seqlens_q, int64_t max_seqlen_q) {
   const bool packed = cu_seqlens_q.numel() > 0;
+  const at::cuda::OptionalCUDAGuard device_guard(q.device());   // run on q's device, not the current one
   auto out = torch::empty_like(q);
   auto lse = packed ? torch::empty({q.size(1), q.size(0)}, q.options().dtype(torch::kFloat32))
                     : torch::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(torch::kFloat32));
@@ -36,6 +37,7 @@ std::vector<torch::Tensor> paged(torch::Tensor q, torch::Tensor k_cache, torch::
 
 void append(torch::Tensor key, torch::Tensor value, torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor slot_mapping,
             torch::Tensor positions, torch::Tensor lengths, torch::Tensor rope, int64_t original_max_position) {
+  const at::cuda::OptionalCUDAGuard device_guard(key.device());   // run on the key's device, not the current one
   dcagen_cache_append_params p = {};
   p.key = key.data_ptr(); p.value = value.data_ptr(); p.k_cache = k_cache.data_ptr(); p.v_cache = v_cache.data_ptr();
   p.slot_mapping = (const long long*)slot_mapping.data_ptr<int64_t>(); p.positions = positions.data_ptr<int>();

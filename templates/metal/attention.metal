@@ -110,6 +110,7 @@ struct Tile {
   int row_first, row_last; // absolute positions of the tile's first and last real rows
   long q_base;             // element offset of q[batch, 0, head, 0] (and of out)
   long q_step;             // elements between consecutive query rows
+  long lse_base;           // index of lse[batch, head, 0]: the tile's row r has its LSE at lse_base + r
   float scale_log2;        // logit scale · log2 e: scores in log2 units
 };
 
@@ -129,6 +130,7 @@ inline Tile make_tile_for(uint3 group, int batches, int queries, int keys, int q
   t.row_last = imin(t.row0 + BLOCK_Q, queries) - 1 + t.offset;
   t.q_step = long(query_heads) * HEAD_DIM;
   t.q_base = long(t.batch) * queries * t.q_step + long(t.head) * HEAD_DIM;
+  t.lse_base = (long(t.batch) * query_heads + t.head) * queries;
   t.scale_log2 = logit_scale * LOG2E;
   return t;
 }
@@ -145,11 +147,15 @@ struct ContiguousRows {
   long step;  // elements between consecutive keys
 };
 
-inline ContiguousRows contiguous_rows(const AttentionParams p, thread const Tile& t) {
+inline ContiguousRows contiguous_rows_of(const AttentionParams p, int batch, int kv_head) {
   ContiguousRows rows;
   rows.step = long(p.key_heads) * HEAD_DIM;
-  rows.base = long(t.batch) * p.keys * rows.step + long(t.kv_head) * HEAD_DIM;
+  rows.base = long(batch) * p.keys * rows.step + long(kv_head) * HEAD_DIM;
   return rows;
+}
+
+inline ContiguousRows contiguous_rows(const AttentionParams p, thread const Tile& t) {
+  return contiguous_rows_of(p, t.batch, t.kv_head);
 }
 
 inline long key_row(thread const ContiguousRows& rows, int j) {
@@ -330,7 +336,7 @@ inline void store_output(thread const Tile& t, thread SoftmaxState& st, device s
       if (dt * 8 + col + c < HEAD_DIM) out_row[dt * 8 + col + c] = storage_t(st.o[dt].thread_elements()[c] * inv);
     }
   }
-  if (col == 0) lse[(long(t.batch) * t.query_heads + t.head) * t.queries + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : -INFINITY;
+  if (col == 0) lse[t.lse_base + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : -INFINITY;
 }
 
 // The same as f32 into one three-pass partial; a row that saw nothing gets lse MASKED_SCORE.
@@ -347,7 +353,7 @@ inline void store_partial(thread const Tile& t, thread SoftmaxState& st, device 
     }
   }
   device float* lse = partial + partial_lse_base(t.batches, t.queries, t.query_heads);
-  if (col == 0) lse[(long(t.batch) * t.query_heads + t.head) * t.queries + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : MASKED_SCORE;
+  if (col == 0) lse[t.lse_base + row] = l > 0.0f ? (st.m + log2(l)) / LOG2E : MASKED_SCORE;
 }
 
 // ---- Pass bodies ----
@@ -388,36 +394,41 @@ inline void attention_region(device const storage_t* q, device const storage_t* 
   store_partial(t, st, partial, lane, simd);
 }
 
-// The merge: log-sum-exp of `count` partials (three-pass: one per region; decode: one per key
-// split) of this tile's rows, on the attention passes' grid (THREADS / BLOCK_Q = 4 threads per row).
-inline void merge_partials(device const float* partials, int count, const AttentionParams p, device storage_t* out,
-                           device float* lse, uint3 group, uint tid) {
-  const Tile t = make_tile(p, group);
-  const int row = t.row0 + int(tid) / (THREADS / BLOCK_Q);
-  const int part = int(tid) % (THREADS / BLOCK_Q);
-  if (row >= t.queries) return;
-  const long slot = partial_slot_floats(p.batch, p.queries, p.query_heads);
-  const long lse_base = partial_lse_base(p.batch, p.queries, p.query_heads);
-  const long lse_at = (long(t.batch) * t.query_heads + t.head) * t.queries + row;
+// The merge of one row: log-sum-exp of `count` partials (three-pass: one per region; decode: one per
+// key split), `slot` floats apart. The row's output starts at element `row_at` of out and of each
+// partial's outputs; its LSE is entry `lse_at` of lse and of each partial's LSEs (from `lse_base`).
+// `parts` threads share the row, this one being `part`.
+inline void merge_row(device const float* partials, int count, long slot, long lse_base, long row_at, long lse_at,
+                      device storage_t* out, device float* lse, int part, int parts) {
   float m = MASKED_SCORE;
   for (int r = 0; r < count; ++r) m = max(m, partials[r * slot + lse_base + lse_at]);
-  device storage_t* out_row = out + t.q_base + long(row) * t.q_step;
+  device storage_t* out_row = out + row_at;
   if (m == MASKED_SCORE) {  // no partial saw a key (cannot happen for a causal row; kept for safety)
-    for (int d = part; d < HEAD_DIM; d += THREADS / BLOCK_Q) out_row[d] = storage_t(0.0f);
+    for (int d = part; d < HEAD_DIM; d += parts) out_row[d] = storage_t(0.0f);
     if (part == 0) lse[lse_at] = -INFINITY;
     return;
   }
   float total = 0.0f;
   for (int r = 0; r < count; ++r) total += exp(partials[r * slot + lse_base + lse_at] - m);
   const float merged = m + log(total);
-  for (int d = part; d < HEAD_DIM; d += THREADS / BLOCK_Q) {
+  for (int d = part; d < HEAD_DIM; d += parts) {
     float o = 0.0f;
     for (int r = 0; r < count; ++r) {
-      o += exp(partials[r * slot + lse_base + lse_at] - merged) * partials[r * slot + t.q_base + long(row) * t.q_step + d];
+      o += exp(partials[r * slot + lse_base + lse_at] - merged) * partials[r * slot + row_at + d];
     }
     out_row[d] = storage_t(o);
   }
   if (part == 0) lse[lse_at] = merged;
+}
+
+// The merge of this tile's rows, on the attention passes' grid (THREADS / BLOCK_Q = 4 threads per row).
+inline void merge_partials(device const float* partials, int count, const AttentionParams p, device storage_t* out,
+                           device float* lse, uint3 group, uint tid) {
+  const Tile t = make_tile(p, group);
+  const int row = t.row0 + int(tid) / (THREADS / BLOCK_Q);
+  if (row >= t.queries) return;
+  merge_row(partials, count, partial_slot_floats(p.batch, p.queries, p.query_heads), partial_lse_base(p.batch, p.queries, p.query_heads),
+            t.q_base + long(row) * t.q_step, t.lse_base + row, out, lse, int(tid) % (THREADS / BLOCK_Q), THREADS / BLOCK_Q);
 }
 
 // ---- Passes in dispatch order, all with the same arguments (the kernels below call these) ----

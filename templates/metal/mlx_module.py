@@ -110,14 +110,15 @@ def logit_scale(keys, scale=None, original_max_position=None):
     return s
 
 
-def {{functionName}}(q, k, v, *, {{keywordParams}}rope_theta=10000.0, scale=None, original_max_position=None):
+def {{functionName}}(q, k, v, *, {{keywordParams}}rope_theta=10000.0, scale=None, original_max_position=None, splits=None):
     """{{summary}}
 
     q: (B, Sq, Hq, {{headDim}}), k and v: (B, Sk, Hk, {{headDim}}), {{mlxDtype}} arrays, Hq a multiple of Hk,
     Sq <= Sk (queries are the last Sq positions). The kernel was compiled for {{paramsText}};
     other values raise ValueError (emit another kernel). Returns (out like q, lse (B, Hq, Sq) float32,
     natural log). scale defaults to 1/sqrt(head_dim); original_max_position enables Qwen's
-    temperature (logits x f(n)^2, f(n) = max(1, 0.1 ln(n / c_orig) + 1), n = Sk).
+    temperature (logits x f(n)^2, f(n) = max(1, 0.1 ln(n / c_orig) + 1), n = Sk). Calls with few query
+    rows (decode; fused sets) run the split-K decode kernel; splits forces its number of key splits.
     """
 {{paramChecks}}
     for name, t in (("q", q), ("k", k), ("v", v)):
@@ -130,7 +131,12 @@ def {{functionName}}(q, k, v, *, {{keywordParams}}rope_theta=10000.0, scale=None
     max_position = POSITION_LIMIT if POSITION_LIMIT is not None else keys - 1
     rope = rope_table(rope_theta, max_position)
     scale_bits = int(np.array([logit_scale(keys, scale, original_max_position)], dtype=np.float32).view(np.int32)[0])
-    params = mx.array([batch, queries, keys, query_heads, key_heads, scale_bits], dtype=mx.int32)
+    attention_params = [batch, queries, keys, query_heads, key_heads, scale_bits]
+    if VARIANT == "fused" and DECODE_MAX_ROWS > 0 and queries <= DECODE_MAX_QUERIES:
+        return decode_attention(q, k, v, rope, attention_params, splits)
+    if splits not in (None, 1):
+        raise ValueError("the prefill kernels do not split keys (only calls with few query rows run split-K decode)")
+    params = mx.array(attention_params, dtype=mx.int32)
     launch = dict(
         grid=(((queries + BLOCK_Q - 1) // BLOCK_Q) * THREADS, query_heads, batch),
         threadgroup=(THREADS, 1, 1),

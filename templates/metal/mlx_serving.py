@@ -16,11 +16,16 @@ DECODE_MAX_ROWS = {{decodeMaxRows}}
 TARGET_THREADGROUPS = {{targetThreadgroups}}
 MIN_SPLIT_KEYS = {{minSplitKeys}}
 
-# `params` of the serving kernels: the int32 fields of AppendParams / PagedParams, softmax_scale as bits.
+# `params` of the serving kernels: the int32 fields of AppendParams / PagedParams / DecodeParams, float
+# fields as bits.
 _APPEND_PARAMS = "    const " + NAMESPACE + "::AppendParams p = {params[0], params[1], params[2], params[3]};\n"
 _PAGED_PARAMS = ("    const " + NAMESPACE + "::PagedParams p = {params[0], params[1], params[2], params[3], params[4], params[5],"
-                 " as_type<float>(params[6]), params[7], params[8], params[9], params[10]};\n")
-_PAGED_INPUTS = ["q", "k_cache", "v_cache", "rope", "params", "block_table", "seq_lens"]
+                 " as_type<float>(params[6]), params[7], params[8], params[9], params[10], params[11]};\n")
+_DECODE_PARAMS = ("    const " + NAMESPACE + "::DecodeParams p = {{params[0], params[1], params[2], params[3], params[4],"
+                  " as_type<float>(params[5])}, params[6], params[7], params[8]};\n")
+# cu_seqlens_q is read only when the call packs its query rows (PagedParams.total_queries > 0).
+_PAGED_INPUTS = ["q", "k_cache", "v_cache", "rope", "params", "block_table", "seq_lens", "cu_seqlens_q"]
+_DECODE_IDS = "threadgroup_position_in_grid, thread_index_in_simdgroup, simdgroup_index_in_threadgroup"
 
 
 def serving_kernel_sources():
@@ -28,18 +33,29 @@ def serving_kernel_sources():
     ns = NAMESPACE + "::"
     sources = {
         "paged_prefill": (_PAGED_INPUTS, ["out", "lse"], _THREADGROUP + _PAGED_PARAMS + "    " + ns
-                          + "paged_prefill(q, k_cache, v_cache, (device const float2*)rope, p, out, lse, block_table, seq_lens, tg, "
-                          + _IDS + ");\n"),
+                          + "paged_prefill(q, k_cache, v_cache, (device const float2*)rope, p, out, lse, block_table, seq_lens,"
+                          " cu_seqlens_q, tg, " + _IDS + ");\n"),
     }
     if DECODE_MAX_ROWS > 0:
+        decode_tg = "    threadgroup float tg[" + ns + "DECODE_TG_FLOATS];\n"
         sources["paged_decode"] = (
             _PAGED_INPUTS, ["out", "lse", "partials"],
-            "    threadgroup float tg[" + ns + "DECODE_TG_FLOATS];\n" + _PAGED_PARAMS + "    " + ns
-            + "paged_decode(q, k_cache, v_cache, (device const float2*)rope, p, out, lse, partials, block_table, seq_lens, tg,"
-            " threadgroup_position_in_grid, thread_index_in_simdgroup, simdgroup_index_in_threadgroup);\n")
+            decode_tg + _PAGED_PARAMS + "    " + ns
+            + "paged_decode(q, k_cache, v_cache, (device const float2*)rope, p, out, lse, partials, block_table, seq_lens,"
+            " cu_seqlens_q, tg, " + _DECODE_IDS + ");\n")
         sources["paged_merge"] = (
+            ["partials", "params", "seq_lens", "cu_seqlens_q"], ["out", "lse"],
+            _PAGED_PARAMS + "    " + ns + "paged_merge(partials, p, out, lse, seq_lens, cu_seqlens_q, threadgroup_position_in_grid,"
+            " thread_index_in_threadgroup);\n")
+        # The same split-K decode over contiguous keys (the attention function routes few query rows here).
+        sources["decode"] = (
+            ["q", "k", "v", "rope", "params"], ["out", "lse", "partials"],
+            decode_tg + _DECODE_PARAMS + "    " + ns
+            + "contiguous_decode(q, k, v, (device const float2*)rope, p, out, lse, partials, tg, " + _DECODE_IDS + ");\n")
+        sources["decode_merge"] = (
             ["partials", "params"], ["out", "lse"],
-            _PAGED_PARAMS + "    " + ns + "paged_merge(partials, p, out, lse, threadgroup_position_in_grid, thread_index_in_threadgroup);\n")
+            _DECODE_PARAMS + "    " + ns + "contiguous_decode_merge(partials, p, out, lse, threadgroup_position_in_grid,"
+            " thread_index_in_threadgroup);\n")
     if CACHE_APPEND:
         sources["rotate_new_keys"] = (
             ["k", "positions", "lengths", "rope", "params"], ["rotated"],
@@ -105,26 +121,83 @@ def append_to_cache(key, value, key_cache, value_cache, slot_mapping, positions,
     return k_flat.reshape(key_cache.shape), v_flat.reshape(value_cache.shape)
 
 
+def _decode_plan(batch, queries, query_heads, key_heads, max_keys, splits):
+    """(splits, group_rows, row_blocks) of a split-K decode call: the rows of one KV head (its query heads x
+    the queries), group_rows (a power of two) per threadgroup; splits as given, else about
+    TARGET_THREADGROUPS threadgroups of at least MIN_SPLIT_KEYS keys; never more splits than keys."""
+    kv_rows = query_heads // key_heads * queries
+    group_rows = 1
+    while group_rows < kv_rows and group_rows < DECODE_MAX_ROWS:
+        group_rows *= 2
+    row_blocks = -(-kv_rows // group_rows)
+    if splits is None:
+        threadgroups = row_blocks * key_heads * batch
+        wanted = 1 if threadgroups >= TARGET_THREADGROUPS else -(-TARGET_THREADGROUPS // threadgroups)
+        splits = max(1, min(wanted, max_keys // MIN_SPLIT_KEYS))
+    if int(splits) < 1:
+        raise ValueError(f"splits must be at least 1, got {splits}")
+    return min(int(splits), max_keys), group_rows, row_blocks
+
+
+def _decode_launch(splits, group_rows, row_blocks, key_heads, batch):
+    return dict(grid=(splits * SIMD_WIDTH * group_rows, key_heads * row_blocks, batch), threadgroup=(SIMD_WIDTH * group_rows, 1, 1))
+
+
+def decode_attention(q, k, v, rope, attention_params, splits=None):
+    """Split-K decode over contiguous keys, for calls with few query rows (the attention function routes
+    them here): attention_params are the six int32 AttentionParams words (logit_scale as bits)."""
+    batch, queries, query_heads, _ = q.shape
+    keys, key_heads = k.shape[1], k.shape[2]
+    splits, group_rows, row_blocks = _decode_plan(batch, queries, query_heads, key_heads, keys, splits)
+    params = mx.array(list(attention_params) + [splits, -(-keys // splits), group_rows], dtype=mx.int32)
+    shapes = [q.shape, (batch, query_heads, queries)]
+    partial_floats = splits * batch * queries * query_heads * (HEAD_DIM + 1) if splits > 1 else 1
+    out, lse, partials = _serving_kernel("decode")(
+        inputs=[q, k, v, rope, params], output_shapes=shapes + [(partial_floats,)], output_dtypes=[q.dtype, mx.float32, mx.float32],
+        **_decode_launch(splits, group_rows, row_blocks, key_heads, batch))
+    if splits == 1:
+        return out, lse
+    row_launch = dict(grid=(-(-queries // BLOCK_Q) * THREADS, query_heads, batch), threadgroup=(THREADS, 1, 1))
+    return _serving_kernel("decode_merge")(inputs=[partials, params], output_shapes=shapes,
+                                           output_dtypes=[q.dtype, mx.float32], **row_launch)
+
+
 def paged_attention(q, key_cache, value_cache, block_table, seq_lens, *, {{keywordParams}}rope_theta=10000.0, scale=None,
-                    original_max_position=None, splits=None):
+                    original_max_position=None, splits=None, cu_seqlens_q=None):
     """Attention of q (B, Sq, Hq, {{headDim}}), the last Sq positions of every sequence, over the paged cache, with
     flash_attn_with_kvcache's conventions (cache_seqlens = seq_lens, block_table, softmax_scale = scale).
     Returns (out like q, lse (B, Hq, Sq) float32, natural log). original_max_position enables Qwen's
     temperature: logits x scale x s(n), n = seq_lens[b]; raw keys also get s(n). splits forces the number
-    of key splits of the decode kernel (calls with at most DECODE_MAX_QUERIES queries).
+    of key splits of the decode kernel (calls with at most DECODE_MAX_QUERIES queries per sequence).
+    Chunked prefill / varlen (flash_attn_varlen_func's convention): with cu_seqlens_q (B + 1,) integers,
+    q is packed (total_q, Hq, {{headDim}}), sequence b owning rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1
+    (its last positions); out is packed like q and lse is (Hq, total_q).
     """
 {{paramChecks}}
-    if q.ndim != 4 or q.shape[-1] != HEAD_DIM or q.dtype != DTYPE or key_cache.dtype != DTYPE or value_cache.dtype != DTYPE:
-        raise ValueError(f"q (B, Sq, Hq, {HEAD_DIM}) and the caches must be {DTYPE} arrays")
-    batch, queries, query_heads, _ = q.shape
+    packed = cu_seqlens_q is not None
+    if q.ndim != (3 if packed else 4) or q.shape[-1] != HEAD_DIM or q.dtype != DTYPE or key_cache.dtype != DTYPE or value_cache.dtype != DTYPE:
+        raise ValueError(f"q ({'total_q' if packed else 'B, Sq'}, Hq, {HEAD_DIM}) and the caches must be {DTYPE} arrays")
+    query_heads = q.shape[-2]
     num_blocks, block_size, key_heads = key_cache.shape[0], key_cache.shape[1], key_cache.shape[2]
     max_blocks = block_table.shape[1]
     lens = np.array(seq_lens, dtype=np.int64).reshape(-1)
     table = np.array(block_table, dtype=np.int64)
+    batch = lens.shape[0]
+    if packed:
+        cu = np.array(cu_seqlens_q, dtype=np.int64).reshape(-1)
+        counts = np.diff(cu)
+        if cu.shape[0] != batch + 1 or cu[0] != 0 or cu[-1] != q.shape[0] or q.shape[0] < 1 or counts.min(initial=0) < 0:
+            raise ValueError(f"cu_seqlens_q must rise from 0 to the {q.shape[0]} packed query rows, one entry more than seq_lens")
+        queries, total_queries = int(counts.max()), int(cu[-1])
+    else:
+        if q.shape[0] != batch:
+            raise ValueError(f"q has batch {q.shape[0]} but seq_lens has {batch} entries")
+        queries, total_queries = q.shape[1], 0
+        counts = np.full(batch, queries)
     if key_cache.shape != value_cache.shape or key_cache.shape[3] != HEAD_DIM or query_heads % key_heads != 0:
         raise ValueError(f"incompatible shapes q {tuple(q.shape)}, caches {tuple(key_cache.shape)}, {tuple(value_cache.shape)}")
-    if lens.shape[0] != batch or table.shape[0] != batch or lens.min() < queries or lens.max() > max_blocks * block_size:
-        raise ValueError(f"seq_lens and block_table need one row per sequence, every length in [{queries}, {max_blocks * block_size}]")
+    if table.shape[0] != batch or (lens < counts).any() or lens.max() > max_blocks * block_size:
+        raise ValueError(f"block_table needs one row per sequence, every length in [its queries, {max_blocks * block_size}]")
     for b in range(batch):
         used = table[b, : -(-int(lens[b]) // block_size)]
         if used.min() < 0 or used.max() >= num_blocks:
@@ -132,38 +205,31 @@ def paged_attention(q, key_cache, value_cache, block_table, seq_lens, *, {{keywo
     max_keys = int(lens.max())
     rope = rope_table(rope_theta, POSITION_LIMIT if POSITION_LIMIT is not None else max_keys - 1)
     decode = DECODE_MAX_ROWS > 0 and queries <= DECODE_MAX_QUERIES
-    kv_rows = query_heads // key_heads * queries
-    group_rows = 1
-    while group_rows < kv_rows and group_rows < DECODE_MAX_ROWS:
-        group_rows *= 2
-    row_blocks = -(-kv_rows // group_rows)
-    if not decode:
+    if decode:
+        splits, group_rows, row_blocks = _decode_plan(batch, queries, query_heads, key_heads, max_keys, splits)
+    else:
         if splits not in (None, 1):
             raise ValueError("the paged prefill kernel does not split keys")
-        splits = 1
-    elif splits is None:
-        threadgroups = row_blocks * key_heads * batch
-        wanted = 1 if threadgroups >= TARGET_THREADGROUPS else -(-TARGET_THREADGROUPS // threadgroups)
-        splits = max(1, min(wanted, max_keys // MIN_SPLIT_KEYS))
-    splits = min(int(splits), max_keys)
-    if splits < 1:
-        raise ValueError(f"splits must be at least 1, got {splits}")
+        splits, group_rows, row_blocks = 1, 0, 0
     softmax_scale = scale if scale is not None else 1.0 / math.sqrt(HEAD_DIM)
     scale_bits = int(np.array([softmax_scale], dtype=np.float32).view(np.int32)[0])
     params = mx.array([batch, queries, query_heads, key_heads, block_size, max_blocks, scale_bits,
-                       int(original_max_position or 0), splits, -(-max_keys // splits), group_rows], dtype=mx.int32)
-    inputs = [q, key_cache, value_cache, rope, params, block_table.astype(mx.int32), seq_lens.astype(mx.int32)]
-    shapes = [q.shape, (batch, query_heads, queries)]
+                       int(original_max_position or 0), splits, -(-max_keys // splits), group_rows, total_queries], dtype=mx.int32)
+    lens_array = mx.array(lens.astype(np.int32))
+    cu_array = mx.array(cu.astype(np.int32)) if packed else lens_array  # read by the kernels only when packed
+    inputs = [q, key_cache, value_cache, rope, params, block_table.astype(mx.int32), lens_array, cu_array]
+    shapes = [q.shape, (query_heads, total_queries) if packed else (batch, query_heads, queries)]
     row_launch = dict(grid=(-(-queries // BLOCK_Q) * THREADS, query_heads, batch), threadgroup=(THREADS, 1, 1))
     if not decode:
         out, lse = _serving_kernel("paged_prefill")(inputs=inputs, output_shapes=shapes, output_dtypes=[q.dtype, mx.float32], **row_launch)
         return out, lse
+    # Partials: one slot per split of every (sequence, query, head) the grid covers; packed rows fit in them.
     partial_floats = splits * batch * queries * query_heads * (HEAD_DIM + 1) if splits > 1 else 1
     out, lse, partials = _serving_kernel("paged_decode")(
         inputs=inputs, output_shapes=shapes + [(partial_floats,)], output_dtypes=[q.dtype, mx.float32, mx.float32],
-        grid=(splits * SIMD_WIDTH * group_rows, key_heads * row_blocks, batch), threadgroup=(SIMD_WIDTH * group_rows, 1, 1),
-    )
+        **_decode_launch(splits, group_rows, row_blocks, key_heads, batch))
     if splits == 1:
         return out, lse
-    out, lse = _serving_kernel("paged_merge")(inputs=[partials, params], output_shapes=shapes, output_dtypes=[q.dtype, mx.float32], **row_launch)
+    out, lse = _serving_kernel("paged_merge")(inputs=[partials, params, lens_array, cu_array], output_shapes=shapes,
+                                              output_dtypes=[q.dtype, mx.float32], **row_launch)
     return out, lse

@@ -30,7 +30,7 @@ const PARAMS_BYTES = 64;
 const TARGET_WORKGROUPS = 256;
 const MIN_SPLIT_KEYS = 512;
 /** Calls with at most this many queries run the decode kernel unless `kind` says otherwise. */
-export const DECODE_MAX_QUERIES = 16;
+export const DECODE_MAX_QUERIES = {{decodeMaxQueries}};
 
 /**
  * RoPE tables in float64, rounded once to f32: the fine table holds angles p·f for p below

@@ -6,6 +6,7 @@
 // the paged kernel, and one merge kernel (merge.cu) combines key splits and three-pass partials.
 
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
+import { workspaceFloatsPerRow } from '../../plan/passes.js';
 import { cFamily, planNames, renderExpr } from '../expr-render.js';
 import { loadTemplate, renderTemplate } from '../template.js';
 import { cText } from '../text.js';
@@ -78,6 +79,12 @@ export function usesTensorCores(plan: KernelPlan): boolean {
 
 export function cudaThreads(plan: KernelPlan): number {
   return usesTensorCores(plan) ? 128 : plan.config.blockQ * 4;
+}
+
+/** Bytes the kernel loads q, k and v in at a time (cp.async's 16-byte chunks on tensor cores, else one
+ *  element): the launcher and the PyTorch module require pointers and used strides to be multiples. */
+export function cudaLoadBytes(plan: KernelPlan): number {
+  return usesTensorCores(plan) ? 16 : plan.config.dtype === 'f32' ? 4 : 2;
 }
 
 /** Dynamic shared memory a block of the kernel uses, in bytes. */
@@ -177,7 +184,8 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     })
     : renderTemplate('cuda', 'skeleton_simt.cu', { rotateKey: rotateKeyOnLoad(plan) });
   const merge = `\n${renderTemplate('cuda', 'merge.cu', {})}`;
-  const setAttr = (k: string): string => `  cudaFuncSetAttribute(${k}, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);`;
+  // The opt-in above 48 KiB can fail (too much for this GPU): its result is checked like a launch's.
+  const setAttr = (k: string): string => `  { const cudaError_t e = cudaFuncSetAttribute(${k}, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes); if (e != cudaSuccess) return (int)e; }`;
   let launchBody: string;
   if (options.variant === 'fused') {
     launchBody = [
@@ -211,8 +219,9 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     ropePairs: plan.rope.pairs,
     rotaryDim: plan.rope.rotaryDim,
     headDim: c.headDim,
-    workspaceFloats: options.variant === 'three-pass' ? `(long long)${plan.regions.length * (c.headDim + 1)}` : '0ll',
+    workspaceFloats: `${workspaceFloatsPerRow(plan, options.variant)}ll`,
     smemType: mma ? 'storage_t' : 'float',
+    loadBytes: cudaLoadBytes(plan),
     launchBody,
   });
   return renderTemplate('cuda', 'kernels.cu', {

@@ -16,8 +16,7 @@ import { decodeStorage, encodeStorage } from '../../io/storage.js';
 import { attentionShape } from '../../reference/attention.js';
 import { checkCacheAppend, pagedCacheShape } from '../../reference/kv-cache.js';
 import { checkHarnessExit, harnessTimes, runHarness } from '../harness-run.js';
-import { packageRoot } from '../template.js';
-import { cacheFolder } from '../kernel-set.js';
+import { cacheFolder, packageRoot } from '../../io/package-files.js';
 import type { KernelVariant } from '../kernel-set.js';
 import { cudaKernelConfig, emitCuda, type CudaKernelSet } from './emit.js';
 

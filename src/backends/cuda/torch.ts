@@ -3,7 +3,9 @@
 
 import { kebab } from '../../dsl/instantiate.js';
 import type { KernelPlan } from '../../plan/kernel-plan.js';
+import { workspaceFloatsPerRow } from '../../plan/passes.js';
 import { renderTemplate } from '../template.js';
+import { cudaLoadBytes, usesTensorCores } from './render.js';
 import { pythonText } from '../text.js';
 
 export interface TorchModuleOptions {
@@ -66,7 +68,9 @@ export function renderTorchModule(plan: KernelPlan, options: TorchModuleOptions)
     ropeStyle: plan.rope.style,
     ropeFineBits: plan.rope.fineBits,
     positionLimit: plan.rope.positionLimit ?? 'None',
-    workspaceFloats: options.variant === 'three-pass' ? plan.regions.length * (plan.config.headDim + 1) : 0,
+    workspaceFloats: workspaceFloatsPerRow(plan, options.variant),
+    loadBytes: cudaLoadBytes(plan),
+    loadNote: usesTensorCores(plan) ? 'cp.async on the tensor-core path' : 'one element at a time on the SIMT path',
     keywordParams,
     summary: pythonText.comment(`${pattern.definition.summary}, fused into one flash-attention pass.`),
     paramsText,

@@ -11,8 +11,9 @@ export const metalBackend: BackendDescriptor = {
   title: 'Metal (xcrun metal on macOS; CPU emulation with --emulate)',
   dtypes: ['f32', 'f16'],
   verifyHeadDims: [64, 128],
-  // Split-K decode runs for paged calls with few query rows; contiguous calls run the prefill kernel.
-  kinds: ['prefill', 'three-pass', 'paged', 'cache-append'],
+  // Split-K decode runs for calls with few query rows, contiguous or paged (one kernel body, K/V
+  // addressing a compile-time form); paged calls may pack query rows by cu_seqlens_q (varlen).
+  kinds: ['prefill', 'three-pass', 'decode', 'paged', 'varlen', 'cache-append'],
   splitsPrefill: false,
   kernelConfig: metalKernelConfig,
   expressionLanguage: cFamily,

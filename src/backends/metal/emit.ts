@@ -20,7 +20,7 @@ export interface MetalKernelSet {
   readonly variant: KernelVariant;
   /** Kernels in dispatch order. */
   readonly passes: readonly MetalPass[];
-  /** The serving kernels: paged attention and the cache append (fused sets only). */
+  /** The serving kernels (fused sets only): split-K decode over contiguous keys and the paged cache, paged prefill (varlen included), the cache append. */
   readonly serving?: MetalServing;
   readonly threads: number;
   readonly threadgroupBytes: number;

@@ -5,6 +5,7 @@
 // (fused, or the three-pass baseline) are rendered from the plan's visit order.
 
 import type { KernelPlan, RegionPlan } from '../../plan/kernel-plan.js';
+import { kernelPasses } from '../../plan/passes.js';
 import { cRopeLayout, patternConstants, regionStruct } from '../cuda/render.js';
 import { renderTemplate } from '../template.js';
 import { metalText } from '../text.js';
@@ -56,13 +57,10 @@ export interface MetalRenderOptions {
 
 /** The kernels of a set, in dispatch order. */
 export function metalPasses(plan: KernelPlan, prefix: string, variant: KernelVariant): MetalPass[] {
-  if (variant === 'fused') {
-    return [{ kernel: `${prefix}_fused`, summary: `fused attention over regions ${plan.regions.map((r) => r.name).join(', ')}` }];
-  }
-  return [
-    ...plan.regions.map((r) => ({ kernel: `${prefix}_${r.ident}`, summary: `region ${r.name} alone, f32 partial` })),
-    { kernel: `${prefix}_merge`, summary: `log-sum-exp merge of ${plan.regions.length} partials` },
-  ];
+  return kernelPasses(plan, variant).map((pass) => {
+    const kernel = pass.role === 'fused' ? 'fused' : pass.role === 'merge' ? 'merge' : pass.region.ident;
+    return { kernel: `${prefix}_${kernel}`, summary: pass.summary };
+  });
 }
 
 const BODY_PARAMS = [
@@ -135,7 +133,13 @@ function servingEntries(ns: string, serving: MetalServing): string {
   const paged = [
     `device const ${ns}::storage_t* q`, `device const ${ns}::storage_t* k_cache`, `device const ${ns}::storage_t* v_cache`,
     'device const float2* rope', `constant ${ns}::PagedParams& params`, `device ${ns}::storage_t* out`, 'device float* lse',
-    'device float* partials', 'device const int* block_table', 'device const int* seq_lens',
+    'device float* partials', 'device const int* block_table', 'device const int* seq_lens', 'device const int* cu_seqlens_q',
+  ];
+  // The contiguous decode kernels bind the attention passes' eight buffers, with DecodeParams at buffer 4.
+  const contiguous = [
+    `device const ${ns}::storage_t* q`, `device const ${ns}::storage_t* k`, `device const ${ns}::storage_t* v`,
+    'device const float2* rope', `constant ${ns}::DecodeParams& params`, `device ${ns}::storage_t* out`, 'device float* lse',
+    'device float* partials',
   ];
   const ids = ['group', 'tid', 'lane', 'simd'];
   const out: string[] = [];
@@ -151,14 +155,22 @@ function servingEntries(ns: string, serving: MetalServing): string {
   if (serving.decode !== undefined && serving.merge !== undefined) {
     out.push(kernelEntry('Serving: split-K paged decode. Grid (splits, key_heads × row blocks, batch) × SIMD_WIDTH · group_rows threads.',
       serving.decode, paged, ids, `${ns}::DECODE_TG_FLOATS`,
-      `${ns}::paged_decode(q, k_cache, v_cache, rope, params, out, lse, partials, block_table, seq_lens, tg, group, lane, simd);`));
+      `${ns}::paged_decode(q, k_cache, v_cache, rope, params, out, lse, partials, block_table, seq_lens, cu_seqlens_q, tg, group, lane, simd);`));
     out.push(kernelEntry('Serving: log-sum-exp merge of the decode splits (when splits > 1). Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.',
       serving.merge, paged, ids, undefined,
-      `${ns}::paged_merge(partials, params, out, lse, group, tid);`));
+      `${ns}::paged_merge(partials, params, out, lse, seq_lens, cu_seqlens_q, group, tid);`));
   }
   out.push(kernelEntry('Serving: paged prefill, the fused pass over the cache. Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.',
     serving.prefill, paged, ids, `${ns}::TG_MEMORY_FLOATS`,
-    `${ns}::paged_prefill(q, k_cache, v_cache, rope, params, out, lse, block_table, seq_lens, tg, group, tid, lane, simd);`));
+    `${ns}::paged_prefill(q, k_cache, v_cache, rope, params, out, lse, block_table, seq_lens, cu_seqlens_q, tg, group, tid, lane, simd);`));
+  if (serving.contiguousDecode !== undefined && serving.contiguousMerge !== undefined) {
+    out.push(kernelEntry('Split-K decode over contiguous keys (calls with few query rows). Grid (splits, key_heads × row blocks, batch) × SIMD_WIDTH · group_rows threads.',
+      serving.contiguousDecode, contiguous, ids, `${ns}::DECODE_TG_FLOATS`,
+      `${ns}::contiguous_decode(q, k, v, rope, params, out, lse, partials, tg, group, lane, simd);`));
+    out.push(kernelEntry('Log-sum-exp merge of the contiguous decode splits (when splits > 1). Grid ((queries + BLOCK_Q − 1) / BLOCK_Q, query_heads, batch) × THREADS.',
+      serving.contiguousMerge, contiguous, ids, undefined,
+      `${ns}::contiguous_decode_merge(partials, params, out, lse, group, tid);`));
+  }
   return out.join('\n\n');
 }
 
@@ -244,7 +256,13 @@ function servingInterface(ns: string, serving: MetalServing | undefined): string
     ...(serving.decode !== undefined ? [`//   ${serving.decode}, then ${serving.merge} when splits > 1: calls with few query rows.`] : []),
     `//   ${serving.prefill}: calls with more query rows.`,
     '//   The paged kernels take buffers q, k_cache, v_cache, rope, PagedParams, out, lse, partials, block_table,',
-    `//   seq_lens (0 .. 9). ${ns}: namespace of their bodies.`,
+    `//   seq_lens, cu_seqlens_q (0 .. 10; cu_seqlens_q is read only when PagedParams.total_queries > 0). ${ns}:`,
+    '//   namespace of their bodies.',
+    ...(serving.contiguousDecode !== undefined ? [
+      `// Split-K decode over contiguous keys: ${serving.contiguousDecode}, then ${serving.contiguousMerge} when splits > 1, for`,
+      '// calls with few query rows; the attention passes\' eight buffers, with DecodeParams (AttentionParams, then',
+      '// splits, split_keys, group_rows) at buffer 4.',
+    ] : []),
   ].join('\n');
 }
 

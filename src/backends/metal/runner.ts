@@ -2,7 +2,9 @@
 // the cache folder), runs it for the request's shape and reads the results back. On macOS that is
 // `xcrun metal` + `metallib` and the emitted Swift host on the GPU; with `--emulate` (anywhere) the
 // same .metal is compiled as C++ with runtime/emulation's Metal dialect and runtime/metal/harness.cpp
-// (serving_harness.cpp for the serving kernels: paged attention, cache append) and runs on CPU threads.
+// (attention over contiguous keys: the set's passes, or split-K decode for few query rows) or
+// serving_harness.cpp (the serving kernels: paged attention, varlen included, and the cache append)
+// and runs on CPU threads.
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -19,14 +21,15 @@ import type { Tensor } from '../../io/tensor.js';
 import { attentionShape } from '../../reference/attention.js';
 import { checkCacheAppend, pagedCacheShape } from '../../reference/kv-cache.js';
 import { runHarness, type HarnessProcessResult } from '../harness-run.js';
-import { packageRoot } from '../template.js';
+import { cacheFolder, packageRoot } from '../../io/package-files.js';
 import type { KernelVariant } from '../kernel-set.js';
-import { cacheFolder } from '../kernel-set.js';
 import { emitMetal, metalKernelConfig, type MetalKernelSet } from './emit.js';
-import { metalPagedPlan, type MetalPagedKind, type MetalPagedPlan } from './serving.js';
+import { metalCallPlan, type MetalCallKind, type MetalCallPlan } from './serving.js';
 
 export interface MetalRunOptions {
   readonly variant?: KernelVariant;
+  /** Force the kernel (default: split-K decode for calls with at most 16 queries in a fused set, else the set's passes). */
+  readonly kind?: MetalCallKind;
   readonly repeats?: number;
   /** Emulation only: thread order between switch points (alternate, forward, reverse, shuffle). */
   readonly schedule?: string;
@@ -34,6 +37,8 @@ export interface MetalRunOptions {
 
 export interface MetalRunResult extends AttentionOutput {
   readonly times: readonly number[];
+  /** Which kernel ran, and how it split the keys. */
+  readonly plan: MetalCallPlan;
 }
 
 /** The one line `run --backend metal` prints off macOS. */
@@ -111,7 +116,9 @@ async function compileOrThrow(file: string, args: readonly string[], what: strin
 /** Compiles (or reuses) the emulation binary of a kernel set, with one of the emulation hosts. */
 export async function buildEmulation(set: MetalKernelSet, harness: MetalEmulationHarness = 'harness.cpp'): Promise<string> {
   const root = packageRoot();
-  const defines = harness === 'serving_harness.cpp' ? [`-DDCAGEN_CACHE_APPEND=${set.serving?.cacheAppend !== undefined ? 1 : 0}`] : [];
+  const defines = harness === 'serving_harness.cpp'
+    ? [`-DDCAGEN_CACHE_APPEND=${set.serving?.cacheAppend !== undefined ? 1 : 0}`]
+    : [`-DDCAGEN_DECODE=${set.serving?.contiguousDecode !== undefined ? 1 : 0}`];
   const hash = createHash('sha256').update(set.source).update(set.namespace).update(defines.join(' '));
   for (const f of [...METAL_EMULATION_FILES, `runtime/metal/${harness}`]) hash.update(await readFile(join(root, f)));
   const kind = harness === 'harness.cpp' ? 'emu' : 'serving-emu';
@@ -171,9 +178,14 @@ export async function runMetalAttention(request: AttentionRequest, options: Meta
     preRotatedKeys: request.preRotatedKeys ?? false,
   });
   const set: MetalKernelSet = emitMetal(request.pattern, config, { variant: options.variant ?? 'fused' });
+  // Few query rows run the split-K decode kernel (fused sets), as the emitted hosts decide.
+  const plan = metalCallPlan(set.serving, { batch: shape.batch, queries: shape.queries, queryHeads: shape.queryHeads, keyHeads: shape.keyHeads, maxKeys: shape.keys }, {
+    ...(options.kind !== undefined ? { kind: options.kind } : {}),
+    ...(request.splits !== undefined ? { splits: request.splits } : {}),
+  });
   const shapeArgs = [shape.batch, shape.queries, shape.keys, shape.queryHeads, shape.keyHeads,
-    request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, options.repeats ?? 1].map(String);
-  return runHarness({
+    request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, plan.kind, plan.splits, options.repeats ?? 1].map(String);
+  const result = await runHarness({
     label: set.name,
     request,
     shape,
@@ -190,19 +202,18 @@ export async function runMetalAttention(request: AttentionRequest, options: Meta
     },
     noDevice: 'no Metal device on this Mac; run the same kernel on the CPU emulation with --emulate',
   });
+  return { ...result, plan };
 }
 
 export interface MetalPagedRunOptions {
-  /** Force the kernel (default: decode for calls with at most 16 queries, else prefill). */
-  readonly kind?: MetalPagedKind;
+  /** Force the kernel (default: decode for calls with at most 16 queries per sequence, else prefill). */
+  readonly kind?: MetalCallKind;
   readonly repeats?: number;
   /** Emulation only: thread order between switch points (alternate, forward, reverse, shuffle). */
   readonly schedule?: string;
 }
 
-export interface MetalPagedRunResult extends MetalRunResult {
-  readonly plan: MetalPagedPlan;
-}
+export type MetalPagedRunResult = MetalRunResult;
 
 /** Runs a serving host (the emulation's serving_harness, or the Swift host on a Mac) with `args`. */
 async function runServingHost(set: MetalKernelSet, emulate: boolean, args: readonly string[], schedule: string | undefined): Promise<HarnessProcessResult> {
@@ -228,21 +239,61 @@ async function runServingHost(set: MetalKernelSet, emulate: boolean, args: reado
 }
 
 /**
+ * The query rows of a paged call: (batch, Sq, Hq, D), every sequence's last Sq positions; or packed
+ * (total_q, Hq, D) by cu_seqlens_q (varlen), sequence b owning rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1] − 1.
+ */
+export interface PagedQueryRows {
+  readonly queryHeads: number;
+  readonly headDim: number;
+  /** Query rows per sequence, the largest count when packed: what sizes the grids and partials. */
+  readonly queries: number;
+  /** Packed rows (varlen), 0 otherwise. */
+  readonly totalQueries: number;
+}
+
+/** Validates q (and cu_seqlens_q) against the block table and sequence lengths. */
+export function pagedQueryRows(request: Pick<PagedAttentionRequest, 'q' | 'layout' | 'cuSeqlensQ'>): PagedQueryRows {
+  const { q, layout, cuSeqlensQ } = request;
+  const packed = cuSeqlensQ !== undefined;
+  if (q.shape.length !== (packed ? 3 : 4)) {
+    throw new ShapeError(packed ? `packed q must have rank 3 (total_q, Hq, D), got shape [${q.shape.join(', ')}]` : `q must have rank 4 (batch, Sq, Hq, D), got shape [${q.shape.join(', ')}]`);
+  }
+  const [queryHeads, headDim] = q.shape.slice(-2) as [number, number];
+  if (!packed) {
+    const [batch, queries] = q.shape as [number, number];
+    if (layout.batch !== batch) throw new ShapeError(`q has batch ${batch} but the block table has ${layout.batch} rows`);
+    if (Math.min(...layout.seqLens) < queries) throw new ShapeError(`every sequence needs at least the ${queries} queries of the call as keys`);
+    return { queryHeads, headDim, queries, totalQueries: 0 };
+  }
+  const total = q.shape[0]!;
+  if (cuSeqlensQ.length !== layout.batch + 1) throw new ShapeError(`cu_seqlens_q needs batch + 1 = ${layout.batch + 1} entries, got ${cuSeqlensQ.length}`);
+  if (cuSeqlensQ[0] !== 0 || cuSeqlensQ[layout.batch] !== total) throw new ShapeError(`cu_seqlens_q must run from 0 to the ${total} packed query rows`);
+  let queries = 0;
+  for (let b = 0; b < layout.batch; b++) {
+    const count = cuSeqlensQ[b + 1]! - cuSeqlensQ[b]!;
+    if (count < 0) throw new ShapeError(`cu_seqlens_q decreases at sequence ${b}`);
+    if (count > layout.seqLens[b]!) throw new ShapeError(`sequence ${b} has ${layout.seqLens[b]} keys, fewer than its ${count} queries`);
+    queries = Math.max(queries, count);
+  }
+  if (total < 1) throw new ShapeError('cu_seqlens_q packs no query rows');
+  return { queryHeads, headDim, queries, totalQueries: total };
+}
+
+/**
  * Attention over a paged KV cache on the Metal serving kernels: split-K decode (+ merge) for calls
- * with at most 16 queries, paged prefill otherwise; `request.splits` forces the decode split count.
+ * with at most 16 queries per sequence, paged prefill otherwise; `request.splits` forces the decode
+ * split count; `request.cuSeqlensQ` packs query rows of different counts per sequence (varlen).
  */
 export async function runMetalPagedAttention(request: PagedAttentionRequest, options: MetalPagedRunOptions = {}): Promise<MetalPagedRunResult> {
   const emulate = request.emulate ?? false;
   if (!emulate && process.platform !== 'darwin') throw new UnavailableError(METAL_UNAVAILABLE);
   const cache = pagedCacheShape(request.kCache, request.vCache);
   const { q, layout } = request;
-  if (q.shape.length !== 4) throw new ShapeError(`q must have rank 4 (batch, Sq, Hq, D), got shape [${q.shape.join(', ')}]`);
-  const [batch, queries, queryHeads, headDim] = q.shape as [number, number, number, number];
+  const { queryHeads, headDim, queries, totalQueries } = pagedQueryRows(request);
+  const batch = layout.batch;
   if (headDim !== cache.headDim) throw new ShapeError(`q has head dim ${headDim} but the cache has ${cache.headDim}`);
   if (queryHeads % cache.keyHeads !== 0) throw new ShapeError(`query heads (${queryHeads}) must be a multiple of the cache's key heads (${cache.keyHeads})`);
-  if (layout.batch !== batch) throw new ShapeError(`q has batch ${batch} but the block table has ${layout.batch} rows`);
   const maxKeys = Math.max(...layout.seqLens);
-  if (Math.min(...layout.seqLens) < queries) throw new ShapeError(`every sequence needs at least the ${queries} queries of the call as keys`);
   const config = metalKernelConfig({
     headDim,
     dtype: request.dtype,
@@ -251,7 +302,7 @@ export async function runMetalPagedAttention(request: PagedAttentionRequest, opt
     preRotatedKeys: request.preRotatedKeys ?? false,
   });
   const set = emitMetal(request.pattern, config);
-  const plan = metalPagedPlan(set.serving!, { batch, queries, queryHeads, keyHeads: cache.keyHeads, maxKeys }, {
+  const plan = metalCallPlan(set.serving, { batch, queries, queryHeads, keyHeads: cache.keyHeads, maxKeys }, {
     ...(options.kind !== undefined ? { kind: options.kind } : {}),
     ...(request.splits !== undefined ? { splits: request.splits } : {}),
   });
@@ -264,14 +315,17 @@ export async function runMetalPagedAttention(request: PagedAttentionRequest, opt
       writeFile(file('v-cache'), encodeStorage(request.vCache.data, request.dtype)),
       writeFile(file('block-table'), layout.blockTable),
       writeFile(file('seq-lens'), layout.seqLens),
+      ...(request.cuSeqlensQ !== undefined ? [writeFile(file('cu-seqlens-q'), Int32Array.from(request.cuSeqlensQ))] : []),
     ]);
-    const args = ['paged', ...['q', 'k-cache', 'v-cache', 'block-table', 'seq-lens', 'out', 'lse'].map(file),
+    const cu = request.cuSeqlensQ !== undefined ? file('cu-seqlens-q') : '-';
+    const args = ['paged', ...['q', 'k-cache', 'v-cache', 'block-table', 'seq-lens'].map(file), cu, ...['out', 'lse'].map(file),
       ...[batch, queries, queryHeads, cache.keyHeads, cache.numBlocks, cache.blockSize, layout.maxBlocks,
         request.rope.theta, request.scale ?? 0, request.originalMaxPosition ?? 0, plan.kind, plan.splits, options.repeats ?? 1].map(String)];
     const result = await runServingHost(set, emulate, args, options.schedule);
+    const rows = totalQueries > 0 ? totalQueries : batch * queries;
     return {
-      out: { shape: [batch, queries, queryHeads, headDim], data: decodeStorage(await readFile(file('out')), request.dtype) },
-      lse: { shape: [batch, queryHeads, queries], data: decodeStorage(await readFile(file('lse')), 'f32') },
+      out: { shape: [...q.shape], data: decodeStorage(await readFile(file('out')), request.dtype) },
+      lse: { shape: totalQueries > 0 ? [queryHeads, rows] : [batch, queryHeads, queries], data: decodeStorage(await readFile(file('lse')), 'f32') },
       times: (result.stdout ?? '').split('\n').filter((l) => l.startsWith('time_ms ')).map((l) => Number(l.slice(8))),
       plan,
     };

@@ -6,6 +6,7 @@
 
 import { kebab, type CompiledPattern } from '../../dsl/instantiate.js';
 import { planKernel, type KernelConfig, type KernelPlan, type KvLayout } from '../../plan/kernel-plan.js';
+import { DECODE_MAX_QUERIES, kernelPasses } from '../../plan/passes.js';
 import { kernelSetName, type EmittedFile, type KernelVariant } from '../kernel-set.js';
 import { renderTemplate } from '../template.js';
 import { jsonForJs, jsText, tsText, wgslText } from '../text.js';
@@ -82,14 +83,16 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
       }
     }
   } else {
-    plan.regions.forEach((region, pass) => {
+    for (const pass of kernelPasses(plan, variant)) {
+      if (pass.role !== 'region-partial') continue;  // the merge kernel follows for both variants
+      const region = pass.region;
       const regionPlan = planKernel(pattern, config, [region.name]);
       const label = `${name}-${kebab(region.ident)}`;  // file names are lower-case
       kernels.push({
         label, entryPoint: `${entry}_${region.ident}`, kind: 'attention', layout: 'contiguous', directOutput: false, subgroups: false, file: `${label}.wgsl`,
-        source: renderAttentionWgsl(regionPlan, { title: wgslText.comment(`${label}: region ${region.name} alone (three-pass baseline, pass ${pass + 1})`), command: wgslCommand, entryPoint: `${entry}_${region.ident}`, passIndex: pass, directOutput: false }),
+        source: renderAttentionWgsl(regionPlan, { title: wgslText.comment(`${label}: region ${region.name} alone (three-pass baseline, pass ${pass.slot + 1})`), command: wgslCommand, entryPoint: `${entry}_${region.ident}`, passIndex: pass.slot, directOutput: false }),
       });
-    });
+    }
   }
   const passes = variant === 'fused' ? 'key splits (prefill or decode)' : `${plan.regions.length} region passes × key splits`;
   kernels.push({
@@ -125,6 +128,7 @@ export function emitWgsl(pattern: CompiledPattern, config: KernelConfig, options
     title: jsText.comment(title),
     command: jsText.comment(command),
     config: jsonForJs(launcherConfig, 2),
+    decodeMaxQueries: DECODE_MAX_QUERIES,
     kernels: `[\n${kernels.map((k) => `  { label: ${jsText.stringLiteral(k.label)}, entryPoint: ${jsText.stringLiteral(k.entryPoint)}, kind: ${jsText.stringLiteral(k.kind)}, layout: ${jsText.stringLiteral(k.layout)}, directOutput: ${k.directOutput}, subgroups: ${k.subgroups}, source: ${jsText.stringLiteral(k.source)} },`).join('\n')}\n]`,
   });
   const declaration = renderTemplate('wgsl', 'launcher.d.ts', {

@@ -14,8 +14,7 @@ import type { Tensor } from '../../io/tensor.js';
 import { checkCacheAppend, pagedCacheShape } from '../../reference/kv-cache.js';
 import { attentionShape } from '../../reference/attention.js';
 import { decodeStorage, encodeStorage } from '../../io/storage.js';
-import { cacheFolder } from '../kernel-set.js';
-import { packageRoot } from '../template.js';
+import { cacheFolder, packageRoot } from '../../io/package-files.js';
 import { emitWgsl, wgslKernelConfig, type KernelVariant, type WgslKernelSet } from './emit.js';
 
 export interface WgslRunOptions {

@@ -22,7 +22,8 @@ export const emitFlags: Record<string, FlagSpec> = {
   'block-q': { kind: 'int', defaultText: "the backend's, for the head dim and dtype", description: 'query rows per tile' },
   'block-k': { kind: 'int', defaultText: "the backend's, for the head dim and dtype", description: 'keys per K/V tile' },
   'out-dir': { kind: 'string', alias: '-o', value: 'DIR', required: true, description: 'output folder (created if missing)' },
-  report: { kind: 'boolean', description: 'cuda: compile for sm_80 and sm_90 and print ptxas registers, shared memory, spills' },
+  report: { kind: 'boolean', description: 'cuda: compile for sm_80 and sm_90 and print per kernel registers, spills, shared memory, threads, CTAs per SM and the key loop\'s instruction mix' },
+  json: { kind: 'boolean', description: 'with --report: print the report as JSON on stdout (the written paths go to stderr)' },
 };
 
 export async function emitCommand(argv: readonly string[], io: CommandIo): Promise<number> {
@@ -37,19 +38,24 @@ export async function emitCommand(argv: readonly string[], io: CommandIo): Promi
   const blockQ = parsed.number('block-q');
   const blockK = parsed.number('block-k');
   const command = ['dcagen emit', ...argv].join(' ');
+  const report = parsed.boolean('report');
+  const json = parsed.boolean('json');
+  if (report && backend !== 'cuda') throw new UsageError('--report is available for the cuda backend only');
+  if (json && !report) throw new UsageError('--json goes with --report');
+  const config = {
+    headDim,
+    dtype: parsed.requireString('dtype') as KernelDType,
+    ropeStyle: settings.rope.style,
+    ...(settings.rope.rotaryDim !== undefined ? { rotaryDim: settings.rope.rotaryDim } : {}),
+    preRotatedKeys: parsed.boolean('pre-rotated-keys'),
+    ...(blockQ !== undefined ? { blockQ } : {}),
+    ...(blockK !== undefined ? { blockK } : {}),
+  };
   let result;
   try {
     result = emitKernels(backend, {
       pattern,
-      config: {
-        headDim,
-        dtype: parsed.requireString('dtype') as KernelDType,
-        ropeStyle: settings.rope.style,
-        ...(settings.rope.rotaryDim !== undefined ? { rotaryDim: settings.rope.rotaryDim } : {}),
-        preRotatedKeys: parsed.boolean('pre-rotated-keys'),
-        ...(blockQ !== undefined ? { blockQ } : {}),
-        ...(blockK !== undefined ? { blockK } : {}),
-      },
+      config,
       variant: parsed.requireString('variant') as KernelVariant,
       command,
     });
@@ -64,16 +70,16 @@ export async function emitCommand(argv: readonly string[], io: CommandIo): Promi
   }
   const paths = result.files.map((f) => fileInside(outDir, f.name));
   await writeFilesAtomic(result.files.map((f, k) => ({ path: paths[k]!, data: f.contents })));
-  for (const p of paths) io.stdout(p);
-  if (parsed.boolean('report')) {
-    if (backend !== 'cuda') throw new UsageError('--report is available for the cuda backend only');
-    const { ptxasReport, formatReport } = await import('../../backends/cuda/report.js');
-    const { cudaSharedMemoryBytes } = await import('../../backends/cuda/render.js');
+  // With --json, stdout carries the report alone so that it parses.
+  for (const p of paths) (json ? io.stderr(p) : io.stdout(p));
+  if (report) {
+    const { cudaCostReport, costReportJson, formatCostReport } = await import('../../backends/cuda/report.js');
     const { planKernel } = await import('../../plan/kernel-plan.js');
     const { cudaKernelConfig } = await import('../../backends/cuda/emit.js');
     const cu = paths.find((p) => p.endsWith('.cu'))!;
-    const plan = planKernel(pattern, cudaKernelConfig({ headDim, dtype: parsed.requireString('dtype') as KernelDType, ropeStyle: settings.rope.style }));
-    io.stdout(formatReport(await ptxasReport(cu, outDir), cudaSharedMemoryBytes(plan)));
+    // The plan of the kernels just written (same configuration): their tiles, threads and shared memory.
+    const rows = await cudaCostReport(cu, outDir, planKernel(pattern, cudaKernelConfig(config)));
+    io.stdout(json ? costReportJson(rows) : formatCostReport(rows));
   }
   return 0;
 }

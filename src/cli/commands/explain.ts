@@ -10,7 +10,7 @@ import type { CommandIo } from './io.js';
 export const explainFlags: Record<string, FlagSpec> = {
   ...patternSelectionFlags,
   'seq-len': { kind: 'int', required: true, description: 'number of tokens to show (rows and columns), 1 to 4096' },
-  json: { kind: 'boolean', description: 'print {"relative": [[...]], "region": [[...]]} instead of text' },
+  json: { kind: 'boolean', description: 'print {"relative", "region", "query", "key"} (rows of cells, null where no key is seen) instead of text' },
   svg: { kind: 'string', value: 'FILE', defaultText: 'none', description: 'also write an SVG heatmap to FILE' },
   'rope-theta': { kind: 'number', defaultText: 'none', description: 'accepted and ignored (positions do not depend on θ), so run/emit flags can be reused' },
 };

@@ -3,7 +3,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { packageRoot } from '../../backends/template.js';
+import { packageRoot } from '../../io/package-files.js';
 import { canonicalFiles, generatedDrift } from '../../generated.js';
 import { writeFilesAtomic } from '../../io/atomic-write.js';
 import { parseFlags, type FlagSpec } from '../args.js';
