@@ -151,15 +151,40 @@ describe('the emulator catches bugs planted in the emitted attention kernel', ()
 
   // The unplanted kernel is within ~1e-3 of the reference here; a planted bug moves it far more.
   it('the unplanted kernel is accurate on this case', async () => {
-    expect(await plant('__syncthreads();  // rotated keys visible to every warp', '__syncthreads();  // rotated keys visible to every warp')).toBeLessThan(5e-3);
+    expect(await plant('__syncthreads();  // V of this tile has landed', '__syncthreads();  // V of this tile has landed')).toBeLessThan(5e-3);
   });
 
-  it('a missing barrier after the in-place key rotation', async () => {
-    expect(await plant('__syncthreads();  // rotated keys visible to every warp', '/* planted: no barrier */')).toBeGreaterThan(2e-2);
+  it('a missing barrier after the V tile lands', async () => {
+    expect(await plant('__syncthreads();  // V of this tile has landed', '/* planted: no barrier */ //')).toBeGreaterThan(2e-2);
   });
 
   it('a wrong mma fragment index (B registers swapped)', async () => {
-    expect(await plant('const uint32_t b0[2] = {b[0], b[1]};\n        const uint32_t b1[2] = {b[2], b[3]};\n        mma_16816(s[nt]', 'const uint32_t b0[2] = {b[1], b[0]};\n        const uint32_t b1[2] = {b[2], b[3]};\n        mma_16816(s[nt]')).toBeGreaterThan(2e-2);
+    expect(await plant('const uint32_t b0[2] = {b[0], b[1]};\n      const uint32_t b1[2] = {b[2], b[3]};\n      #pragma unroll\n      for (int mt = 0; mt < M_TILES; ++mt) {\n        mma_16816(s[mt][nt]',
+      'const uint32_t b0[2] = {b[1], b[0]};\n      const uint32_t b1[2] = {b[2], b[3]};\n      #pragma unroll\n      for (int mt = 0; mt < M_TILES; ++mt) {\n        mma_16816(s[mt][nt]')).toBeGreaterThan(2e-2);
+  });
+
+  it('an edge tile skipping its element mask (as if the plan proved it unmasked)', async () => {
+    expect(await plant('masked = !decltype(tag)::type::unmasked(row_first, row_last, key_tile);', 'masked = false;')).toBeGreaterThan(2e-2);
+  });
+
+  it('keys rotated once at the wrong position', async () => {
+    expect(await plant('rope_cos_sin((const float2*)p.rope, Region::key_position(j), rope_pair(d))', 'rope_cos_sin((const float2*)p.rope, Region::key_position(j) + 1, rope_pair(d))')).toBeGreaterThan(2e-2);
+  });
+
+  it('ReRoPE (keys at their own region position): a missing barrier after the in-loop key rotation', async () => {
+    const rerope = compilePattern(builtinPattern('rerope'), { window: 24 });
+    const want = referenceAttention(q, k, v, { pattern: rerope, rope, dtype: 'bf16' });
+    const run = async (to: string): Promise<number> => {
+      const got = await runCudaAttention({ q, k, v, pattern: rerope, rope, dtype: 'bf16', emulate: true }, {
+        transformSource: (source) => {
+          expect(source).toContain('__syncthreads();  // rotated keys visible to every warp');
+          return source.replace('__syncthreads();  // rotated keys visible to every warp', to);
+        },
+      }).catch(() => undefined);
+      return got === undefined ? Infinity : maxAbsDifference(want.out.data, got.out.data);
+    };
+    expect(await run('__syncthreads();  // rotated keys visible to every warp')).toBeLessThan(5e-3);
+    expect(await run('/* planted: no barrier */')).toBeGreaterThan(2e-2);
   });
 });
 

@@ -24,6 +24,8 @@ void {{prefix}}_fill_rope_table(float* table, double theta, int max_position);
 float {{prefix}}_logit_scale(int keys, double scale, int original_max_position);
 /** Scratch bytes the three-pass variant needs (0 for the fused kernel). */
 long long {{prefix}}_workspace_bytes(int batch, int queries, int query_heads);
+/** Scratch bytes for keys rotated once per call (0 when keys arrive rotated or rotate in the key loop); pass it as key_workspace. */
+long long {{prefix}}_key_workspace_bytes(int batch, int keys, int key_heads);
 /** Runs attention on `stream` (a cudaStream_t). Returns 0 or a cudaError_t. */
 int {{prefix}}_launch(const dcagen_attention_params* params, void* stream);
 {{servingPrototypes}}
