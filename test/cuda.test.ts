@@ -36,6 +36,7 @@ describe('CUDA compile tier (nvcc, ptxas)', () => {
     const dcaPattern = canonicalConfigs[0]!.build();
     sources.push(await emitTo(dir, dcaPattern, 'bf16', 'three-pass'));
     sources.push(await emitTo(dir, dcaPattern, 'bf16', 'fused', { headDim: 64 }));
+    sources.push(await emitTo(dir, dcaPattern, 'bf16', 'fused', { headDim: 256 }));
     sources.push(await emitTo(dir, dcaPattern, 'f16', 'fused', { preRotatedKeys: true, ropeStyle: 'interleaved' }));
     sources.push(await emitTo(dir, compilePattern(builtinPattern('rerope'), { window: 512 }), 'bf16', 'fused'));
     const reports = await Promise.all(sources.map((s) => ptxasReport(s, dir)));
@@ -96,9 +97,9 @@ describe('CUDA emulated on the CPU (the same .cu, g++ and runtime/emulation)', (
     );
   });
 
-  it('runs head dims the tensor-core tiles do not cover on the SIMT kernel (bf16 d 72, f16 d 256)', async () => {
+  it('runs head dims the tensor-core tiles do not cover on the SIMT kernel (bf16 d 72, f16 d 96), and d 256 on tensor cores (16 rows per warp)', async () => {
     const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 30, localWindow: 7 });
-    for (const [headDim, dtype] of [[72, 'bf16'], [256, 'f16']] as const) {
+    for (const [headDim, dtype] of [[72, 'bf16'], [96, 'f16'], [256, 'f16'], [256, 'bf16']] as const) {
       const q = randomTensor([1, 40, 2, headDim], 41);
       const k = randomTensor([1, 70, 1, headDim], 42);
       const v = randomTensor([1, 70, 1, headDim], 43);

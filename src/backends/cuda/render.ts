@@ -85,7 +85,7 @@ export interface CudaKernelSetOptions {
 export function tensorCoresFit(dtype: KernelPlan['config']['dtype'], headDim: number): boolean {
   // Power-of-two head dims only: the XOR swizzle keeps a row's 16-byte chunks inside the row only
   // when their count is a power of two.
-  return dtype !== 'f32' && (headDim === 32 || headDim === 64 || headDim === 128);
+  return dtype !== 'f32' && (headDim === 32 || headDim === 64 || headDim === 128 || headDim === 256);
 }
 
 export function usesTensorCores(plan: KernelPlan): boolean {
