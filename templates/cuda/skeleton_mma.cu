@@ -4,12 +4,13 @@
 // shared memory feeds M_TILES MMAs. Q·Kᵀ and P·V run on mma.sync.m16n8k16 (16-bit inputs, f32
 // accumulation); operands come from shared memory through ldmatrix.
 //
-// Shared memory: one rotated Q tile, one K tile, one V tile. Q is rotated straight from global
-// memory at each region's positions, so no raw copy stays resident. K and V are single-buffered
-// and overlap as FlashAttention-2 does: V of a tile loads while Q·Kᵀ runs, K of the next tile loads
-// while the softmax and P·V run. Rows are XOR-swizzled in 16-byte chunks so ldmatrix is free of
-// bank conflicts. The output is staged through the Q tile's shared memory and leaves in 16-byte
-// stores.
+// Shared memory: one rotated Q tile, one K tile, one V tile and each thread's softmax row state.
+// Q is rotated straight from global memory at each region's positions, so no raw copy stays
+// resident. K and V are single-buffered and overlap as FlashAttention-2 does: V of a tile loads
+// while Q·Kᵀ runs, K of the next tile loads while P·V runs. Rows are XOR-swizzled in 16-byte chunks
+// so ldmatrix is free of bank conflicts. The output is staged through the Q tile's shared memory
+// and leaves in 16-byte stores. Keys arrive rotated (rotate_keys_kernel, or the caller) unless a
+// region places keys at its own position; then each K tile is rotated in place after it lands.
 
 constexpr int WARPS = THREADS / 32;
 constexpr int M_TILES = BLOCK_Q / (16 * WARPS);                 // 16-row MMA tiles per warp
@@ -202,18 +203,19 @@ __device__ __forceinline__ void key_step(const KeyLoop& L, SoftmaxState& st, sto
 {{rotateKeys}}
 
   // ldmatrix addresses. Lane l supplies row l % 8 of matrix l / 8 of each x4 load. Every fragment
-  // row r has r % 8 = l % 8, so its swizzle is s = l % 8, and the 16-byte chunk it reads is
-  // (2·step + c) ^ s = (c ^ s) ^ 2·step for the lane's chunk offset c ∈ {0, 1}. Rows are a multiple
-  // of 16 chunks apart in bytes... so a lane's byte offset within a tile is one value per operand,
-  // and each k-step XORs a constant into it; whole 16-row (8-key) steps add a constant.
+  // row r has r % 8 = l % 8, so its swizzle is s = l % 8 (masked to SWIZZLE), and the 16-byte chunk
+  // it reads is (2·step + c) ^ s = (c ^ s) ^ 2·step for the lane's chunk offset c ∈ {0, 1}. A row
+  // is HEAD_DIM · 2 bytes, a power of two above the chunk bits, so a lane's byte offset within a
+  // tile is one value per operand: each k-step XORs a constant into it, and each further 16 rows
+  // (or 8 keys) of the tile adds a constant.
   const int quad_row = lane % 8;
   const int swizzle = quad_row & SWIZZLE;
   const int matrix = lane / 8;
   uint32_t q_lane = 2 * (warp * ROWS_PER_WARP + (matrix % 2) * 8 + quad_row) * HEAD_DIM + ((((matrix / 2) ^ swizzle)) << 4);
   uint32_t k_lane = 2 * ((matrix / 2) * 8 + quad_row) * HEAD_DIM + ((((matrix % 2) ^ swizzle)) << 4);
   uint32_t v_lane = 2 * ((matrix % 2) * 8 + quad_row) * HEAD_DIM + ((((matrix / 2) ^ swizzle)) << 4);
-  // Opaque to the optimiser: otherwise it precomputes every step's address once, outside the key
-  // loop, and holds them all in registers the accumulators need (a spill).
+  // Opaque to the optimiser: without it, NVVM hoists every step's address out of the key loop
+  // (32 registers for V alone) into registers the accumulators need.
   asm volatile("" : "+r"(q_lane), "+r"(k_lane), "+r"(v_lane));
   const uint32_t sq_addr = shared_address(sq);
   const uint32_t sk_addr = shared_address(sk);
