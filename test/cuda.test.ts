@@ -36,6 +36,7 @@ describe('CUDA compile tier (nvcc, ptxas)', () => {
     const dcaPattern = canonicalConfigs[0]!.build();
     sources.push(await emitTo(dir, dcaPattern, 'bf16', 'three-pass'));
     sources.push(await emitTo(dir, dcaPattern, 'bf16', 'fused', { headDim: 64 }));
+    sources.push(await emitTo(dir, dcaPattern, 'bf16', 'fused', { headDim: 256 }));
     sources.push(await emitTo(dir, dcaPattern, 'f16', 'fused', { preRotatedKeys: true, ropeStyle: 'interleaved' }));
     sources.push(await emitTo(dir, compilePattern(builtinPattern('rerope'), { window: 512 }), 'bf16', 'fused'));
     const reports = await Promise.all(sources.map((s) => ptxasReport(s, dir)));
@@ -96,9 +97,9 @@ describe('CUDA emulated on the CPU (the same .cu, g++ and runtime/emulation)', (
     );
   });
 
-  it('runs head dims the tensor-core tiles do not cover on the SIMT kernel (bf16 d 72, f16 d 256)', async () => {
+  it('runs head dims the tensor-core tiles do not cover on the SIMT kernel (bf16 d 72, f16 d 96), and d 256 on tensor cores (16 rows per warp)', async () => {
     const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 30, localWindow: 7 });
-    for (const [headDim, dtype] of [[72, 'bf16'], [256, 'f16']] as const) {
+    for (const [headDim, dtype] of [[72, 'bf16'], [96, 'f16'], [256, 'f16'], [256, 'bf16']] as const) {
       const q = randomTensor([1, 40, 2, headDim], 41);
       const k = randomTensor([1, 70, 1, headDim], 42);
       const v = randomTensor([1, 70, 1, headDim], 43);
@@ -151,15 +152,40 @@ describe('the emulator catches bugs planted in the emitted attention kernel', ()
 
   // The unplanted kernel is within ~1e-3 of the reference here; a planted bug moves it far more.
   it('the unplanted kernel is accurate on this case', async () => {
-    expect(await plant('__syncthreads();  // rotated keys visible to every warp', '__syncthreads();  // rotated keys visible to every warp')).toBeLessThan(5e-3);
+    expect(await plant('__syncthreads();  // V of this tile has landed', '__syncthreads();  // V of this tile has landed')).toBeLessThan(5e-3);
   });
 
-  it('a missing barrier after the in-place key rotation', async () => {
-    expect(await plant('__syncthreads();  // rotated keys visible to every warp', '/* planted: no barrier */')).toBeGreaterThan(2e-2);
+  it('a missing barrier after the V tile lands', async () => {
+    expect(await plant('__syncthreads();  // V of this tile has landed', '/* planted: no barrier */ //')).toBeGreaterThan(2e-2);
   });
 
   it('a wrong mma fragment index (B registers swapped)', async () => {
-    expect(await plant('const uint32_t b0[2] = {b[0], b[1]};\n        const uint32_t b1[2] = {b[2], b[3]};\n        mma_16816(s[nt]', 'const uint32_t b0[2] = {b[1], b[0]};\n        const uint32_t b1[2] = {b[2], b[3]};\n        mma_16816(s[nt]')).toBeGreaterThan(2e-2);
+    expect(await plant('const uint32_t b0[2] = {b[0], b[1]};\n      const uint32_t b1[2] = {b[2], b[3]};\n      #pragma unroll\n      for (int mt = 0; mt < M_TILES; ++mt) {\n        mma_16816(s[mt][nt]',
+      'const uint32_t b0[2] = {b[1], b[0]};\n      const uint32_t b1[2] = {b[2], b[3]};\n      #pragma unroll\n      for (int mt = 0; mt < M_TILES; ++mt) {\n        mma_16816(s[mt][nt]')).toBeGreaterThan(2e-2);
+  });
+
+  it('an edge tile skipping its element mask (as if the plan proved it unmasked)', async () => {
+    expect(await plant('masked = !decltype(tag)::type::unmasked(row_first, row_last, key_tile);', 'masked = false;')).toBeGreaterThan(2e-2);
+  });
+
+  it('keys rotated once at the wrong position', async () => {
+    expect(await plant('rope_cos_sin((const float2*)p.rope, Region::key_position(j), rope_pair(d))', 'rope_cos_sin((const float2*)p.rope, Region::key_position(j) + 1, rope_pair(d))')).toBeGreaterThan(2e-2);
+  });
+
+  it('ReRoPE (keys at their own region position): a missing barrier after the in-loop key rotation', async () => {
+    const rerope = compilePattern(builtinPattern('rerope'), { window: 24 });
+    const want = referenceAttention(q, k, v, { pattern: rerope, rope, dtype: 'bf16' });
+    const run = async (to: string): Promise<number> => {
+      const got = await runCudaAttention({ q, k, v, pattern: rerope, rope, dtype: 'bf16', emulate: true }, {
+        transformSource: (source) => {
+          expect(source).toContain('__syncthreads();  // rotated keys visible to every warp');
+          return source.replace('__syncthreads();  // rotated keys visible to every warp', to);
+        },
+      }).catch(() => undefined);
+      return got === undefined ? Infinity : maxAbsDifference(want.out.data, got.out.data);
+    };
+    expect(await run('__syncthreads();  // rotated keys visible to every warp')).toBeLessThan(5e-3);
+    expect(await run('/* planted: no barrier */')).toBeGreaterThan(2e-2);
   });
 });
 

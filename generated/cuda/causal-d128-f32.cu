@@ -12,6 +12,9 @@
 //   tensor is contiguous. Queries are the last `queries` positions of the keys (bottom-right).
 //   rope is the RoPE table from dcagen_causal_d128_f32_fill_rope_table (float64 angles rounded once to f32).
 //   logit_scale = softmax scale × Qwen temperature², from dcagen_causal_d128_f32_logit_scale.
+//   key_workspace: dcagen_causal_d128_f32_key_workspace_bytes(batch, keys, key_heads) of scratch when that is not 0
+//   (the keys rotated once per call); NULL lets the launcher allocate it stream-ordered per call.
+//   Rows of q, k, v and out start 16-byte aligned (16-byte loads and stores).
 //   Returns 0 or a cudaError_t.
 //
 //   Serving (paged KV cache, vLLM / FlashInfer layout; see causal-d128-f32.h):
@@ -58,6 +61,8 @@ typedef struct dcagen_attention_params {
   long long out_batch_stride, out_seq_stride, out_head_stride;
   int batch, queries, keys, query_heads, key_heads;
   float logit_scale;    /* from *_logit_scale: softmax scale × Qwen temperature² */
+  void* key_workspace;  /* *_key_workspace_bytes of scratch for keys rotated once per call; NULL: the launcher
+                           allocates it stream-ordered per call (cudaMallocAsync); unused when that size is 0 */
 } dcagen_attention_params;
 #endif
 #ifndef DCAGEN_SERVING_PARAMS_DEFINED
@@ -174,6 +179,8 @@ struct Region_causal {
   // True when key tile [key_tile, key_tile + BLOCK_K) lies inside the region for every row: no element mask.
   __device__ static bool unmasked(int row_first, int row_last, int key_tile) { return 0 <= key_tile && key_tile + 31 <= imin(row_first, row_first); }
   __device__ static bool visible(int i, int j) { return j >= 0 && j <= imin(i, i); }
+  // True when visible(i, j) is key_begin(i) <= j <= key_end(i): an edge tile masks each row by its key range.
+  static constexpr bool ROW_INTERVAL = true;
 };
 
 // ---- SIMT path (f32 storage, and head dims the tensor-core tiles do not cover) ----
@@ -227,10 +234,7 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, SoftmaxSt
       if (j < p.keys) {
         const storage_t* k_row = k_base + (long long)j * p.k_seq_stride;
         k_value = to_float(k_row[d]);
-        if (d < ROTARY_DIM) {
-          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));
-          k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;
-        }
+        // Keys arrive rotated at their key position.
         v_value = to_float(v_base[(long long)j * p.v_seq_stride + d]);
       }
       sk[e] = k_value;
@@ -317,6 +321,33 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(const AttentionParam
     float* lse_out = PARTIAL ? (float*)p.partial_lse + (long long)OUTPUT_SLOT * p.batch * p.query_heads * p.queries : p.lse;
     lse_out[((long long)batch * p.query_heads + head) * p.queries + row] = lse;
   }
+}
+
+// ---- Keys rotated once ----
+// Every region of this pattern places key j at the same position (causal's key position), so
+// the launcher rotates K once per call, O(keys × HEAD_DIM), into the key workspace, and the attention
+// kernel reads rotated keys: no rotation work inside the key loop, and no query block repeats what
+// another already did.
+constexpr int ROTATE_THREADS = 256;
+
+// One thread per element of K; the rotated copy is contiguous (batch, keys, key_heads, HEAD_DIM).
+template <class Region>
+__global__ void __launch_bounds__(ROTATE_THREADS) rotate_keys_kernel(const AttentionParams p, storage_t* rotated) {
+  const long long e = (long long)blockIdx.x * ROTATE_THREADS + threadIdx.x;
+  if (e >= (long long)p.batch * p.keys * p.key_heads * HEAD_DIM) return;
+  const int d = (int)(e % HEAD_DIM);
+  const long long key_row = e / HEAD_DIM;                 // (batch · keys + j) · key_heads + head
+  const int head = (int)(key_row % p.key_heads);
+  const long long token = key_row / p.key_heads;
+  const int j = (int)(token % p.keys);
+  const int batch = (int)(token / p.keys);
+  const storage_t* k_row = (const storage_t*)p.k + batch * p.k_batch_stride + (long long)j * p.k_seq_stride + head * p.k_head_stride;
+  float y = to_float(k_row[d]);
+  if (d < ROTARY_DIM) {
+    const float2 cs = rope_cos_sin((const float2*)p.rope, Region::key_position(j), rope_pair(d));
+    y = y * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;
+  }
+  rotated[e] = from_float<storage_t>(y);
 }
 
 // ---- Log-sum-exp merge of partial results (the three-pass baseline's region passes, and the key
@@ -974,10 +1005,34 @@ inline int launch_slice(const AttentionParams& p, int smem_bytes, cudaStream_t s
   const dim3 grid((p.queries + BLOCK_Q - 1) / BLOCK_Q, p.query_heads, p.batch);
   // Few query rows (decode, speculative decoding): the split-K serving kernel over contiguous K/V.
   if (p.queries <= paged::DECODE_MAX_QUERIES) return paged::launch_contiguous(p, 0, nullptr, stream);
+  // Keys rotated once: K at its key position into the key workspace (contiguous), read by attention.
+  AttentionParams a = p;
+  void* rotated = p.key_workspace;
+  const size_t rotated_bytes = (size_t)p.batch * p.keys * p.key_heads * HEAD_DIM * sizeof(storage_t);  // = dcagen_causal_d128_f32_key_workspace_bytes
+  if (rotated == nullptr) {  // no workspace passed: a stream-ordered one for this call
+#ifdef DCAGEN_EMULATE
+    if (cudaMalloc(&rotated, rotated_bytes) != cudaSuccess) return (int)cudaErrorMemoryAllocation;
+#else
+    if (cudaMallocAsync(&rotated, rotated_bytes, stream) != cudaSuccess) return (int)cudaErrorMemoryAllocation;
+#endif
+  }
+  const long long rotate_elements = (long long)p.batch * p.keys * p.key_heads * HEAD_DIM;
+  DCAGEN_LAUNCH(rotate_keys_kernel<Region_causal>, dim3((unsigned)((rotate_elements + ROTATE_THREADS - 1) / ROTATE_THREADS)), dim3(ROTATE_THREADS), 0, stream)(p, (storage_t*)rotated);
+  a.k = rotated;
+  a.k_head_stride = HEAD_DIM;
+  a.k_seq_stride = (long long)p.key_heads * HEAD_DIM;
+  a.k_batch_stride = (long long)p.keys * a.k_seq_stride;
   // One fused pass over the regions, in the plan's visit order.
   void (*kernel)(const AttentionParams) = attention_kernel<0, false, Region_causal>;
   { const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes); if (e != cudaSuccess) return (int)e; }
-  DCAGEN_LAUNCH(kernel, grid, dim3(THREADS), smem_bytes, stream)(p);
+  DCAGEN_LAUNCH(kernel, grid, dim3(THREADS), smem_bytes, stream)(a);
+  if (p.key_workspace == nullptr) {
+#ifdef DCAGEN_EMULATE
+    cudaFree(rotated);
+#else
+    cudaFreeAsync(rotated, stream);
+#endif
+  }
   return (int)cudaGetLastError();
 }
 
@@ -1023,6 +1078,10 @@ extern "C" int dcagen_causal_d128_f32_launch(const dcagen_attention_params* para
     }
   }
   return 0;
+}
+
+extern "C" long long dcagen_causal_d128_f32_key_workspace_bytes(int batch, int keys, int key_heads) {
+  return (long long)batch * keys * key_heads * 128 * (long long)sizeof(dcagen_causal_d128_f32::storage_t);  // K rotated once, contiguous
 }
 
 // ---- Host side, serving: split-K attention over a paged cache or contiguous K/V (split choice,

@@ -31,6 +31,8 @@ typedef struct dcagen_attention_params {
   long long out_batch_stride, out_seq_stride, out_head_stride;
   int batch, queries, keys, query_heads, key_heads;
   float logit_scale;    /* from *_logit_scale: softmax scale × Qwen temperature² */
+  void* key_workspace;  /* *_key_workspace_bytes of scratch for keys rotated once per call; NULL: the launcher
+                           allocates it stream-ordered per call (cudaMallocAsync); unused when that size is 0 */
 } dcagen_attention_params;
 #endif
 #ifndef DCAGEN_SERVING_PARAMS_DEFINED
@@ -92,6 +94,8 @@ void dcagen_dca_cs3072_lw512_d128_bf16_fill_rope_table(float* table, double thet
 float dcagen_dca_cs3072_lw512_d128_bf16_logit_scale(int keys, double scale, int original_max_position);
 /** Scratch bytes the three-pass variant needs (0 for the fused kernel). */
 long long dcagen_dca_cs3072_lw512_d128_bf16_workspace_bytes(int batch, int queries, int query_heads);
+/** Scratch bytes for keys rotated once per call (0 when keys arrive rotated or rotate in the key loop); pass it as key_workspace. */
+long long dcagen_dca_cs3072_lw512_d128_bf16_key_workspace_bytes(int batch, int keys, int key_heads);
 /** NULL when *_launch accepts params, else a one-line reason (shapes, NULL pointers, alignment: the
     tensor-core kernel loads q, k, v in 16-byte chunks, so pointers and strides must allow it). */
 const char* dcagen_dca_cs3072_lw512_d128_bf16_check_params(const dcagen_attention_params* params);

@@ -24,6 +24,8 @@ void {{prefix}}_fill_rope_table(float* table, double theta, int max_position);
 float {{prefix}}_logit_scale(int keys, double scale, int original_max_position);
 /** Scratch bytes the three-pass variant needs (0 for the fused kernel). */
 long long {{prefix}}_workspace_bytes(int batch, int queries, int query_heads);
+/** Scratch bytes for keys rotated once per call (0 when keys arrive rotated or rotate in the key loop); pass it as key_workspace. */
+long long {{prefix}}_key_workspace_bytes(int batch, int keys, int key_heads);
 /** NULL when *_launch accepts params, else a one-line reason (shapes, NULL pointers, alignment: the
     tensor-core kernel loads q, k, v in 16-byte chunks, so pointers and strides must allow it). */
 const char* {{prefix}}_check_params(const dcagen_attention_params* params);

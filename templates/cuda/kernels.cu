@@ -12,6 +12,9 @@
 //   tensor is contiguous. Queries are the last `queries` positions of the keys (bottom-right).
 //   rope is the RoPE table from {{prefix}}_fill_rope_table (float64 angles rounded once to f32).
 //   logit_scale = softmax scale × Qwen temperature², from {{prefix}}_logit_scale.
+//   key_workspace: {{prefix}}_key_workspace_bytes(batch, keys, key_heads) of scratch when that is not 0
+//   (the keys rotated once per call); NULL lets the launcher allocate it stream-ordered per call.
+//   Rows of q, k, v and out start 16-byte aligned (16-byte loads and stores).
 //   Returns 0 or a cudaError_t.
 {{servingAbi}}#ifndef DCAGEN_EMULATE
 #include <cuda_runtime.h>

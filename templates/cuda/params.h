@@ -16,6 +16,8 @@ typedef struct dcagen_attention_params {
   long long out_batch_stride, out_seq_stride, out_head_stride;
   int batch, queries, keys, query_heads, key_heads;
   float logit_scale;    /* from *_logit_scale: softmax scale × Qwen temperature² */
+  void* key_workspace;  /* *_key_workspace_bytes of scratch for keys rotated once per call; NULL: the launcher
+                           allocates it stream-ordered per call (cudaMallocAsync); unused when that size is 0 */
 } dcagen_attention_params;
 #endif
 #ifndef DCAGEN_SERVING_PARAMS_DEFINED

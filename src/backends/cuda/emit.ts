@@ -24,14 +24,22 @@ export interface CudaKernelSet {
 
 export function cudaKernelConfig(partial: Partial<KernelConfig> & Pick<KernelConfig, 'headDim' | 'dtype'>): KernelConfig {
   const tensorCores = tensorCoresFit(partial.dtype, partial.headDim);
-  const blockK = tensorCores ? (partial.headDim > 128 ? 32 : 64) : (partial.headDim > 128 ? 16 : 32);
-  return { ropeStyle: 'half', blockQ: tensorCores ? 64 : 32, blockK, preRotatedKeys: false, ...partial };
+  // Tensor cores, d ≤ 128: 4 warps × 32 query rows (each K and V fragment feeds two MMAs) and one
+  // Q, K and V tile in shared memory (≤ 52 KiB: two blocks per SM on sm_80 and sm_90). Key tiles of
+  // 64 at d ≤ 64; at d 128, 32-key tiles keep the 128 f32 output accumulators and the scores within
+  // 255 registers without spilling (64-key tiles spill, as FlashAttention-2's 128×64 d-128 kernel
+  // does). d 256: 4 warps × 16 rows (the accumulators alone are 128 registers) and 32-key tiles,
+  // 66 KiB of shared memory.
+  const blockQ = tensorCores ? (partial.headDim > 128 ? 64 : 128) : 32;
+  const blockK = tensorCores ? (partial.headDim >= 128 ? 32 : 64) : (partial.headDim > 128 ? 16 : 32);
+  return { ropeStyle: 'half', blockQ, blockK, preRotatedKeys: false, ...partial };
 }
 
 export function emitCuda(pattern: CompiledPattern, config: KernelConfig, options: { variant?: KernelVariant; command?: string } = {}): CudaKernelSet {
   const variant = options.variant ?? 'fused';
-  if (tensorCoresFit(config.dtype, config.headDim) && (config.blockQ !== 64 || config.blockK % 16 !== 0)) {
-    throw new ConfigurationError('the tensor-core CUDA kernel uses 64 query rows per block and key tiles of a multiple of 16');
+  const rowChoices = config.headDim > 128 ? [64] : [64, 128];   // 16 rows per warp at d 256: its accumulators fill the registers
+  if (tensorCoresFit(config.dtype, config.headDim) && (!rowChoices.includes(config.blockQ) || config.blockK % 16 !== 0)) {
+    throw new ConfigurationError(`the tensor-core CUDA kernel at head dim ${config.headDim} uses ${rowChoices.join(' or ')} query rows per block (4 warps × 16 or 32 rows) and key tiles of a multiple of 16`);
   }
   const plan = planKernel(pattern, config);
   const name = kernelSetName(pattern, config, variant);

@@ -30,8 +30,22 @@ export function regionStruct(plan: KernelPlan, r: RegionPlan, qualifier: string)
     `  // True when key tile [key_tile, key_tile + BLOCK_K) lies inside the region for every row: no element mask.`,
     fn('bool', 'unmasked', 'int row_first, int row_last, int key_tile', cExpr(plan, r.tileUnmasked)),
     fn('bool', 'visible', 'int i, int j', cExpr(plan, r.elementVisible)),
+    ...(qualifier === '__device__'
+      ? [
+        `  // True when visible(i, j) is key_begin(i) <= j <= key_end(i): an edge tile masks each row by its key range.`,
+        `  static constexpr bool ROW_INTERVAL = ${rowInterval(r) ? 'true' : 'false'};`,
+      ]
+      : []),
     '};',
   ].join('\n');
+}
+
+/**
+ * Whether a region's element mask is its per-row key interval: the plan can prove some of its tiles
+ * unmasked only then (a region with a custom pair test has tileUnmasked folded to false).
+ */
+function rowInterval(r: RegionPlan): boolean {
+  return !(r.tileUnmasked.kind === 'bool' && !r.tileUnmasked.value);
 }
 
 /** Rotation partner, frequency and sign of dimension d, and the first dimension of a pair. */
@@ -70,7 +84,9 @@ export interface CudaKernelSetOptions {
 
 /** Whether the tensor-core skeleton covers this configuration (else the SIMT skeleton runs it). */
 export function tensorCoresFit(dtype: KernelPlan['config']['dtype'], headDim: number): boolean {
-  return dtype !== 'f32' && headDim % 16 === 0 && headDim >= 32 && headDim <= 128;
+  // Power-of-two head dims only: the XOR swizzle keeps a row's 16-byte chunks inside the row only
+  // when their count is a power of two.
+  return dtype !== 'f32' && (headDim === 32 || headDim === 64 || headDim === 128 || headDim === 256);
 }
 
 export function usesTensorCores(plan: KernelPlan): boolean {
@@ -87,16 +103,29 @@ export function cudaLoadBytes(plan: KernelPlan): number {
   return usesTensorCores(plan) ? 16 : plan.config.dtype === 'f32' ? 4 : 2;
 }
 
-/** Dynamic shared memory a block of the kernel uses, in bytes. */
+/** Dynamic shared memory a block of the kernel uses, in bytes (must equal SMEM_ELEMENTS × the element size in the kernel). */
 export function cudaSharedMemoryBytes(plan: KernelPlan): number {
   const { blockQ, blockK, headDim } = plan.config;
-  return usesTensorCores(plan) ? (2 * blockQ * headDim + 4 * blockK * headDim) * 2 : 2 * blockK * headDim * 4;
+  // Tensor cores: Q, K and V tiles (16-bit) and the running max and sum of each thread's rows (f32).
+  if (!usesTensorCores(plan)) return 2 * blockK * headDim * 4;
+  const threads = cudaThreads(plan);
+  const rowsPerThread = 2 * (blockQ / 16 / (threads / 32));   // 2 rows per 16-row MMA tile of a warp
+  return (blockQ * headDim + 2 * blockK * headDim) * 2 + 2 * rowsPerThread * threads * 4;
 }
 
-/** Rotation of one staged key element `k_value` (dim d of key j, row k_row) at the region's key position, or nothing for pre-rotated keys. */
-function rotateKeyOnLoad(plan: KernelPlan): string {
-  return plan.config.preRotatedKeys
-    ? '        // Keys arrive pre-rotated at their key position.'
+/**
+ * Whether the launcher rotates contiguous K once per call into the key workspace before attention
+ * runs: every region places keys at the one shared key position, and the caller's keys are raw.
+ * Patterns with a region that places keys at its own position (ReRoPE) rotate inside the key loop.
+ */
+export function rotatesKeysOnce(plan: KernelPlan): boolean {
+  return !plan.config.preRotatedKeys && plan.regions.every((r) => r.sharesKeyPosition);
+}
+
+/** Rotation of one staged key element `k_value` (dim d of key j, row k_row) at the region's key position, or nothing when keys arrive rotated. */
+function rotateKeyOnLoad(plan: KernelPlan, keysArriveRotated: boolean = plan.config.preRotatedKeys): string {
+  return keysArriveRotated
+    ? '        // Keys arrive rotated at their key position.'
     : '        if (d < ROTARY_DIM) {\n          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));\n          k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;\n        }';
 }
 
@@ -171,6 +200,8 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
   const mma = usesTensorCores(plan);
   const storageType = c.dtype === 'bf16' ? '__nv_bfloat16' : c.dtype === 'f16' ? '__half' : 'float';
   const regionList = plan.regions.map((r) => `Region_${r.ident}`);
+  const rotateOnce = rotatesKeysOnce(plan);
+  const keysArriveRotated = c.preRotatedKeys || rotateOnce;
   const skeleton = mma
     ? renderTemplate('cuda', 'skeleton_mma.cu', {
       mmaEmulation: c.dtype === 'bf16' ? 'mma_m16n8k16_f32_bf16' : 'mma_m16n8k16_f32_f16',
@@ -178,29 +209,62 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
       packTwo: c.dtype === 'bf16'
         ? '__nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);\n  return *reinterpret_cast<uint32_t*>(&v);'
         : '__half2 v = __floats2half2_rn(lo, hi);\n  return *reinterpret_cast<uint32_t*>(&v);',
-      rotateKeys: c.preRotatedKeys
-        ? '    // Keys arrive pre-rotated at their key position: no rotation.'
-        : '    rotate_keys<Region>(k_tile, rope, key_tile, tid);\n    __syncthreads();  // rotated keys visible to every warp',
+      rotateKeys: keysArriveRotated
+        ? `    // Keys arrive rotated at their key position (${c.preRotatedKeys ? 'by the caller' : 'by rotate_keys_kernel'}): no rotation here.`
+        : '    with_region<Regions...>(region, [&](auto tag) { rotate_keys<typename decltype(tag)::type>(sk, rope, key_tile, tid); });\n    __syncthreads();  // rotated keys visible to every warp',
     })
-    : renderTemplate('cuda', 'skeleton_simt.cu', { rotateKey: rotateKeyOnLoad(plan) });
+    : renderTemplate('cuda', 'skeleton_simt.cu', { rotateKey: rotateKeyOnLoad(plan, keysArriveRotated) });
+  const sharedKeyRegion = plan.regions[0]!;
+  const rotateDevice = rotateOnce ? `\n${renderTemplate('cuda', 'rotate_keys.cu', { regionName: cText.comment(sharedKeyRegion.name) })}` : '';
   const merge = `\n${renderTemplate('cuda', 'merge.cu', {})}`;
   // The opt-in above 48 KiB can fail (too much for this GPU): its result is checked like a launch's.
   const setAttr = (k: string): string => `  { const cudaError_t e = cudaFuncSetAttribute(${k}, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes); if (e != cudaSuccess) return (int)e; }`;
   let launchBody: string;
+  // The attention kernels read `a`: the caller's parameters, with K replaced by the rotated copy
+  // when the keys rotate once.
+  const prologue = rotateOnce
+    ? [
+      `  // Keys rotated once: K at its key position into the key workspace (contiguous), read by attention.`,
+      `  AttentionParams a = p;`,
+      `  void* rotated = p.key_workspace;`,
+      `  const size_t rotated_bytes = (size_t)p.batch * p.keys * p.key_heads * HEAD_DIM * sizeof(storage_t);  // = ${options.prefix}_key_workspace_bytes`,
+      `  if (rotated == nullptr) {  // no workspace passed: a stream-ordered one for this call`,
+      `#ifdef DCAGEN_EMULATE`,
+      `    if (cudaMalloc(&rotated, rotated_bytes) != cudaSuccess) return (int)cudaErrorMemoryAllocation;`,
+      `#else`,
+      `    if (cudaMallocAsync(&rotated, rotated_bytes, stream) != cudaSuccess) return (int)cudaErrorMemoryAllocation;`,
+      `#endif`,
+      `  }`,
+      `  const long long rotate_elements = (long long)p.batch * p.keys * p.key_heads * HEAD_DIM;`,
+      `  DCAGEN_LAUNCH(rotate_keys_kernel<Region_${sharedKeyRegion.ident}>, dim3((unsigned)((rotate_elements + ROTATE_THREADS - 1) / ROTATE_THREADS)), dim3(ROTATE_THREADS), 0, stream)(p, (storage_t*)rotated);`,
+      `  a.k = rotated;`,
+      `  a.k_head_stride = HEAD_DIM;`,
+      `  a.k_seq_stride = (long long)p.key_heads * HEAD_DIM;`,
+      `  a.k_batch_stride = (long long)p.keys * a.k_seq_stride;`,
+    ]
+    : [`  const AttentionParams& a = p;  // keys ${c.preRotatedKeys ? 'arrive rotated' : 'rotate inside the key loop (a region places keys at its own position)'}`];
+  const epilogue = rotateOnce
+    ? [
+      `  if (p.key_workspace == nullptr) {`,
+      `#ifdef DCAGEN_EMULATE`,
+      `    cudaFree(rotated);`,
+      `#else`,
+      `    cudaFreeAsync(rotated, stream);`,
+      `#endif`,
+      `  }`,
+    ]
+    : [];
   if (options.variant === 'fused') {
     launchBody = [
-      `  // Few query rows (decode, speculative decoding): the split-K serving kernel over contiguous K/V.`,
-      `  if (p.queries <= paged::DECODE_MAX_QUERIES) return paged::launch_contiguous(p, 0, nullptr, stream);`,
       `  // One fused pass over the regions, in the plan's visit order.`,
       `  void (*kernel)(const AttentionParams) = attention_kernel<0, false, ${regionList.join(', ')}>;`,
       setAttr('kernel'),
-      `  DCAGEN_LAUNCH(kernel, grid, dim3(THREADS), smem_bytes, stream)(p);`,
+      `  DCAGEN_LAUNCH(kernel, grid, dim3(THREADS), smem_bytes, stream)(a);`,
     ].join('\n');
   } else {
     const lines = [
       `  // Three-pass baseline: one kernel per region writing f32 partials, then the LSE merge.`,
-      `  if (p.partial_out == nullptr) return (int)cudaErrorInvalidValue;`,
-      `  AttentionParams q = p;`,
+      `  AttentionParams q = a;`,
       `  q.partial_lse = (float*)p.partial_out + (long long)${plan.regions.length} * p.batch * p.queries * p.query_heads * HEAD_DIM;`,
     ];
     regionList.forEach((region, slot) => {
@@ -210,6 +274,22 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     lines.push(`               p.batch, p.queries, p.query_heads, stream);`);
     launchBody = lines.join('\n');
   }
+  // Before the key rotation: the split-K kernel reads raw (or caller-rotated) keys itself.
+  const checks = options.variant === 'three-pass'
+    ? [`  if (p.partial_out == nullptr) return (int)cudaErrorInvalidValue;`]
+    : [
+      `  // Few query rows (decode, speculative decoding): the split-K serving kernel over contiguous K/V.`,
+      `  if (p.queries <= paged::DECODE_MAX_QUERIES) return paged::launch_contiguous(p, 0, nullptr, stream);`,
+    ];
+  launchBody = [...checks, ...prologue, launchBody, ...epilogue].join('\n');
+  const keyWorkspaceHost = [
+    ``,
+    `extern "C" long long ${options.prefix}_key_workspace_bytes(int batch, int keys, int key_heads) {`,
+    rotateOnce
+      ? `  return (long long)batch * keys * key_heads * ${c.headDim} * (long long)sizeof(${options.prefix}::storage_t);  // K rotated once, contiguous`
+      : `  (void)batch;\n  (void)keys;\n  (void)key_heads;\n  return 0;  // keys ${c.preRotatedKeys ? 'arrive rotated' : 'rotate inside the key loop'}: no key workspace`,
+    `}`,
+  ].join('\n');
   const serving = options.variant === 'fused' ? renderServing(plan, options) : undefined;
   const launchers = renderTemplate('cuda', 'launchers.cu', {
     prefix: options.prefix,
@@ -248,10 +328,10 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
     ropeStyleName: plan.rope.style === 'half' ? 'rotate-half (GPT-NeoX / Llama / Qwen)' : 'interleaved (GPT-J)',
     ropeLayout: cRopeLayout(plan, '__device__ __forceinline__').replace(/__forceinline__ inline/g, '__forceinline__'),
     regions: [`using AttentionParams = dcagen_attention_params;`, ...plan.regions.map((r) => regionStruct(plan, r, '__device__'))].join('\n\n'),
-    skeleton: skeleton + merge,
+    skeleton: skeleton + rotateDevice + merge,
     servingAbi: serving?.abi ?? '',
     serving: serving?.device ?? '',
-    launchers: serving === undefined ? launchers : `${launchers}\n${serving.host}`,
+    launchers: `${launchers}${keyWorkspaceHost}\n${serving === undefined ? '' : `\n${serving.host}`}`,
   });
 }
 
