@@ -8,6 +8,7 @@ import math
 
 # Kernel labels, as the benchmark's result dictionaries use them.
 FUSED = "fused DCA (dcagen)"
+FUSED_KEY_TILE_64 = "fused DCA, 64-key tiles (dcagen, spills)"
 CAUSAL = "causal (dcagen)"
 THREE_PASS = "three-pass DCA (dcagen)"
 SDPA_FLASH = "SDPA flash causal"

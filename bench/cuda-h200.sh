@@ -15,9 +15,9 @@ mkdir -p "$out"
 report="$out/cuda-h200.md"
 export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-/tmp/dcagen-torch-ext}"
 SIZES="${SIZES:-4096,16384,65536,131072}"
-# Defaults sum to 570 s, inside one 600 s device command; the benchmark stops at its limit and
-# still prints the rows and goals it measured.
-BUILD_S="${BUILD_S:-150}" SANITIZE_S="${SANITIZE_S:-90}" RUN_S="${RUN_S:-240}"
+# Defaults sum to 580 s (build 120, sanitizer 2 × 60, verify + bench 200, serving 140), inside one
+# 600 s device command; each stage stops at its limit and still prints the rows and goals it measured.
+BUILD_S="${BUILD_S:-120}" SANITIZE_S="${SANITIZE_S:-60}" RUN_S="${RUN_S:-200}" DECODE_S="${DECODE_S:-140}"
 if [ ! -f bench/out/cuda/manifest.json ]; then
   echo "bench/out/cuda/manifest.json missing: run node bench/prepare-cuda.mjs first (and carry bench/out)" >&2
   exit 2
@@ -38,5 +38,5 @@ echo "== verify and bench (${RUN_S}s limit; sizes $SIZES)"
 timeout "$RUN_S" python3 bench/cuda_h200.py all --sizes "$SIZES" 2>"$out/run-stderr.log" | tee "$report"
 status=${PIPESTATUS[0]}
 echo "verify/bench exit $status; report: $report"
-timeout "${DECODE_S:-180}" python3 bench/cuda_h200_decode.py 2>"$out/decode-stderr.log" | tee -a "$report"; echo "serving stage exit ${PIPESTATUS[0]} (bench/cuda_h200_decode.py, kernels from bench/prepare-cuda-decode.mjs; ${DECODE_S:-180}s limit)"
+timeout "$DECODE_S" python3 bench/cuda_h200_decode.py 2>"$out/decode-stderr.log" | tee -a "$report"; echo "serving stage exit ${PIPESTATUS[0]} (bench/cuda_h200_decode.py, kernels from bench/prepare-cuda-decode.mjs; ${DECODE_S}s limit)"
 exit "$status"

@@ -41,7 +41,7 @@ KERNELS = os.path.join(OUT, "kernels")
 sys.path.insert(0, HERE)
 sys.path.insert(0, KERNELS)
 
-from bench_report import (CAUSAL, FLEX_DCA, FLEX_DCA_CALLS, FUSED, SDPA_CUDNN, SDPA_FLASH, THREE_PASS,  # noqa: E402
+from bench_report import (CAUSAL, FLEX_DCA, FLEX_DCA_CALLS, FUSED, FUSED_KEY_TILE_64, SDPA_CUDNN, SDPA_FLASH, THREE_PASS,  # noqa: E402
                           causal_tflops, goals_markdown, repeats_for)
 from dca_regions import REGIONS, DcaConfig  # noqa: E402
 
@@ -266,12 +266,13 @@ def bench(sizes, budget_ms):
     _, fused = attention_fn(b["fused"]["module"])
     _, causal = attention_fn(b["causal"]["module"])
     _, three = attention_fn(b["threePass"]["module"])
+    _, fused64 = attention_fn(b["fusedKeyTile64"]["module"])
     print(f"## Benchmark: bf16, d {HEAD_DIM}, Hq {HEADS}, Hk {KV_HEADS}, batch 1 (Llama-2 4k DCA: C {DCA.chunk_size}, W {DCA.local_window})\n")
     print("| Sq = Sk | kernel | median ms | TFLOP/s (causal count) |\n|---|---|---|---|", flush=True)
     times_by_size = {}
     try:
         for s in sizes:
-            bench_size(s, budget_ms, fused, causal, three, times_by_size)
+            bench_size(s, budget_ms, fused, causal, three, fused64, times_by_size)
     except StageTimeLimit:
         print(f"\n(stopped by the stage's time limit after sizes {sorted(times_by_size) or 'none'})")
     print("\n## Goals (issue 10), time for time on the same shapes\n")
@@ -279,7 +280,7 @@ def bench(sizes, budget_ms):
     print(flush=True)
 
 
-def bench_size(s, budget_ms, fused, causal, three, times_by_size):
+def bench_size(s, budget_ms, fused, causal, three, fused64, times_by_size):
     """One Sq = Sk: every kernel on the same tensors, each row printed as soon as it is measured."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     torch.manual_seed(s)
@@ -303,6 +304,7 @@ def bench_size(s, budget_ms, fused, causal, three, times_by_size):
         print(f"| {s} | {label} | unavailable: {why} | |", flush=True)
 
     for label, fn in ((FUSED, lambda: fused(q, k, v, chunk_size=DCA.chunk_size, local_window=DCA.local_window)),
+                      (FUSED_KEY_TILE_64, lambda: fused64(q, k, v, chunk_size=DCA.chunk_size, local_window=DCA.local_window)),
                       (CAUSAL, lambda: causal(q, k, v)),
                       (THREE_PASS, lambda: three(q, k, v, chunk_size=DCA.chunk_size, local_window=DCA.local_window))):
         why = run(label, fn)

@@ -28,6 +28,9 @@ const dca = compilePattern(builtinPattern('dca'), { chunkSize: 3072, localWindow
 const causal = compilePattern(builtinPattern('causal'), {});
 const bench = {
   fused: await emit(dca, { headDim: 128, dtype: 'bf16' }, 'fused'),
+  // The same kernel with 64-key tiles: 0.31 ldmatrix per MMA but register spills (emit --report);
+  // the shipped 32-key tile keeps zero spills at 0.375. The GPU run says which is faster.
+  fusedKeyTile64: await emit(dca, { headDim: 128, dtype: 'bf16', blockK: 64 }, 'fused'),
   causal: await emit(causal, { headDim: 128, dtype: 'bf16' }, 'fused'),
   threePass: await emit(dca, { headDim: 128, dtype: 'bf16' }, 'three-pass'),
 };

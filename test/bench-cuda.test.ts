@@ -23,7 +23,7 @@ async function python(code: string, input?: unknown): Promise<unknown> {
 describe('bench/ Python without a GPU', () => {
   it('every script compiles (py_compile)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dcagen-pyc-'));
-    for (const file of ['cuda_h200.py', 'dca_regions.py', 'bench_report.py']) {
+    for (const file of ['cuda_h200.py', 'cuda_h200_decode.py', 'dca_regions.py', 'bench_report.py']) {
       const r = await execa('python3', ['-c', 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)', join(bench, file), join(dir, `${file}c`)], { env, reject: false, all: true });
       expect(r.exitCode, `${file}: ${r.all}`).toBe(0);
     }

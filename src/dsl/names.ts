@@ -42,6 +42,9 @@ const RESERVED_CONSTANTS: ReadonlySet<string> = new Set([
   // the CUDA serving kernels (paged attention, cache append, merge)
   'APPEND_SUPPORTED', 'APPEND_THREADS', 'DIMS_PER_LANE', 'K_STRIDE', 'MERGE_THREADS', 'PAGED_SMEM_FLOATS', 'PAGED_THREADS', 'PAGED_WARPS',
   'PRE_ROTATED_KEYS', 'ROWS_PER_WARP', 'TARGET_BLOCKS_PER_SM', 'TILE_KEYS',
+  'GATHER_BATCH', 'GATHER_LOADS', 'GATHER_VEC', 'LOAD_BYTES', 'MIN_RESIDENT_BLOCKS', 'VECTOR_GATHER',
+  // the CUDA prefill kernel (128-row tiles, keys rotated once) and the Metal serving kernels
+  'D_TILES', 'DTYPE_NAME', 'F', 'L', 'ML_FLOATS', 'N_TILES', 'R', 'ROTATE_THREADS', 'ROW_INTERVAL', 'WARPS',
   // single macros of <cmath>, <cstdio>, <cstdlib>, <ctime>, the CUDA and Metal headers
   'INFINITY', 'NAN', 'NULL', 'EOF', 'BUFSIZ', 'RAND_MAX', 'CLOCKS_PER_SEC', 'MAXFLOAT', 'EDOM', 'ERANGE', 'EILSEQ',
   'ASSERT', 'TRUE', 'FALSE', 'MIN', 'MAX', 'ABS',

@@ -112,12 +112,13 @@ export async function ptxasReport(cuPath: string, includeDir: string): Promise<K
 }
 
 /** What a kernel of the set does, from its (demangled) name. */
-export type KernelRole = 'prefill' | 'merge' | 'paged' | 'cache-append' | 'other';
+export type KernelRole = 'prefill' | 'rotate-keys' | 'merge' | 'paged' | 'cache-append' | 'other';
 
 export function kernelRole(demangled: string): KernelRole {
   if (/::paged::attention_kernel\b/.test(demangled)) return 'paged';
   if (/::append_kernel\b/.test(demangled)) return 'cache-append';
   if (/::merge_kernel\b/.test(demangled)) return 'merge';
+  if (/::rotate_keys_kernel\b/.test(demangled)) return 'rotate-keys';
   if (/::attention_kernel\b/.test(demangled)) return 'prefill';
   return 'other';
 }
@@ -168,7 +169,7 @@ export async function cudaCostReport(cuPath: string, includeDir: string, plan: K
     const kernel = names.get(r.kernel) ?? r.kernel;
     const role = kernelRole(kernel);
     const prefill = role === 'prefill';
-    const dynamicSharedBytes = prefill ? cudaSharedMemoryBytes(plan) : role === 'merge' || role === 'cache-append' ? 0 : null;
+    const dynamicSharedBytes = prefill ? cudaSharedMemoryBytes(plan) : role === 'merge' || role === 'cache-append' || role === 'rotate-keys' ? 0 : null;
     const threads = prefill ? cudaThreads(plan) : entry?.maxThreads ?? null;
     const sharedBytes = dynamicSharedBytes === null ? null : r.staticSharedBytes + dynamicSharedBytes;
     const occ = sharedBytes === null || threads === null ? null : occupancy(r.arch, { registers: r.registers, threads, sharedBytes });
