@@ -2,17 +2,14 @@
 // append writes the same rotated, Qwen-scaled keys and the same values into the same slots, and
 // leaves every other slot alone; attention over a paged cache (shuffled blocks, block sizes that
 // do not divide the chunk length, sequences of different lengths, decode and prefill, split
-// counts, query rows packed per sequence by cu_seqlens_q) matches the reference; and the serving property: prefill into a paged cache, then decode
-// token by token, appending each, equals the float64 reference over the whole sequence so far.
-import fc from 'fast-check';
+// counts, query rows packed per sequence by cu_seqlens_q) matches the reference. The serving
+// property (prefill, then decode token by token) runs on every backend in serving-property.test.ts.
 import { describe, expect, it } from 'vitest';
 import { runWgslCacheAppend, runWgslPagedAttention } from '../src/backends/wgsl/runner.js';
-import { qwenTemperature, referenceAttention } from '../src/reference/attention.js';
-import { pagedLayout, referencePagedAttention } from '../src/reference/kv-cache.js';
+import { referencePagedAttention } from '../src/reference/kv-cache.js';
 import { fillPagedCache } from '../src/verify/paged-cases.js';
 import { verifyCases } from '../src/verify/cases.js';
 import { verifyCase } from '../src/verify/verify.js';
-import type { Tensor } from '../src/io/tensor.js';
 import { compilePattern } from '../src/dsl/instantiate.js';
 import { builtinPattern } from '../src/patterns/index.js';
 import { roundArray } from '../src/reference/precision.js';
@@ -120,64 +117,6 @@ describe('WGSL attention over a paged KV cache', () => {
     const expected = referencePagedAttention(q, kCache, vCache, fixture.layout, { pattern, rope });
     const got = await runWgslPagedAttention({ q, kCache, vCache, layout: fixture.layout, pattern, rope, dtype: 'f32' });
     expect(maxAbsDifference(expected.out.data, got.out.data)).toBeLessThanOrEqual(2e-4);
-  });
-
-  it('serving: prefill into a paged cache, then decode token by token, equals the float64 reference over the sequence so far (fast-check)', async () => {
-    await fc.assert(fc.asyncProperty(
-      fc.record({
-        prefill: fc.integer({ min: 5, max: 40 }),
-        steps: fc.integer({ min: 2, max: 3 }),
-        blockShift: fc.integer({ min: 3, max: 5 }),
-        interleaved: fc.boolean(),
-        qwen: fc.boolean(),
-        seed: fc.integer({ min: 1, max: 1e6 }),
-      }),
-      async ({ prefill, steps, blockShift, interleaved, qwen, seed }) => {
-        // L = 11: prefill plus decode crosses 1 to 4 chunk boundaries.
-        const pattern = compilePattern(builtinPattern('dca'), { chunkSize: 14, localWindow: 3 });
-        const stepRope = { theta: 10000, style: interleaved ? 'interleaved' as const : 'half' as const };
-        const [hq, hk, d, blockSize] = [4, 2, 16, 1 << blockShift];
-        const originalMaxPosition = qwen ? 8 : undefined;
-        const total = prefill + steps;
-        const fixture = allocatePagedCache([total], blockSize, hk, d, seed);
-        const k = randomTensor([1, total, hk, d], seed + 1);
-        const v = randomTensor([1, total, hk, d], seed + 2);
-        const row = hk * d;
-        let kCache: Tensor = { shape: [fixture.cache.numBlocks, blockSize, hk, d], data: new Float64Array(fixture.cache.numBlocks * blockSize * row) };
-        let vCache: Tensor = { shape: kCache.shape, data: new Float64Array(kCache.data.length) };
-        const append = async (from: number, to: number, length: number): Promise<void> => {
-          const tokens = to - from;
-          const written = await runWgslCacheAppend({
-            kCache, vCache, pattern, rope: stepRope, dtype: 'f32',
-            k: { shape: [tokens, hk, d], data: k.data.subarray(from * row, to * row) },
-            v: { shape: [tokens, hk, d], data: v.data.subarray(from * row, to * row) },
-            positions: Array.from({ length: tokens }, (_, t) => from + t),
-            slotMapping: Array.from({ length: tokens }, (_, t) => fixture.slot(0, from + t)),
-            ...(originalMaxPosition !== undefined ? { originalMaxPosition, lengths: Array.from({ length: tokens }, () => length) } : {}),
-          });
-          kCache = written.kCache;
-          vCache = written.vCache;
-        };
-        await append(0, prefill, prefill);
-        for (let n = prefill + 1; n <= total; n++) {
-          await append(n - 1, n, n);
-          const layout = pagedLayout(fixture.blockTable, { shape: [1], data: Float64Array.from([n]) }, fixture.cache, 1);
-          const q = randomTensor([1, 1, hq, d], seed + 100 + n);
-          const got = await runWgslPagedAttention({ q, kCache, vCache, layout, pattern, rope: stepRope, dtype: 'f32', preRotatedKeys: true, ...(originalMaxPosition !== undefined ? { originalMaxPosition } : {}) });
-          // The whole sequence so far, dense: raw keys times the factor each was written with.
-          const scaled = Float64Array.from(k.data.subarray(0, n * row));
-          for (let j = 0; j < n; j++) {
-            const f = qwenTemperature(j < prefill ? prefill : j + 1, originalMaxPosition);
-            for (let e = 0; e < row; e++) scaled[j * row + e]! *= f;
-          }
-          const expected = referenceAttention(q, { shape: [1, n, hk, d], data: scaled }, { shape: [1, n, hk, d], data: v.data.subarray(0, n * row) }, {
-            pattern, rope: stepRope, scale: qwenTemperature(n, originalMaxPosition) / Math.sqrt(d),
-          });
-          expect(maxAbsDifference(expected.out.data, got.out.data), `step ${n}`).toBeLessThanOrEqual(2e-4);
-          expect(maxAbsDifference(expected.lse.data, got.lse.data), `step ${n}`).toBeLessThanOrEqual(2e-4);
-        }
-      },
-    ), { numRuns: 3, seed: 99 });
   });
 });
 
