@@ -77,7 +77,7 @@ typedef struct dcagen_paged_attention_params {
   void* out;                /* like q */
   float* lse;               /* (batch, query_heads, queries), contiguous, natural log */
   const float* rope;        /* RoPE table from *_fill_rope_table for *_max_position(max_seq_len), on the device */
-  void* workspace;          /* *_paged_workspace_bytes of scratch; may be NULL when that is 0 */
+  void* workspace;          /* *_paged_workspace_bytes of scratch; NULL: the stream-ordered pool */
   long long q_batch_stride, q_seq_stride, q_head_stride;        /* in elements */
   long long k_block_stride, k_row_stride, k_head_stride;        /* k_cache */
   long long v_block_stride, v_row_stride, v_head_stride;        /* v_cache */
@@ -1510,7 +1510,12 @@ __host__ int launch_split_k(ServingCall call, const Kv& kv, const CallLayout& c,
   layout.vector_kv = kv.aligned() ? 1 : 0;
   // The regions in the plan's visit order, as in the fused prefill kernel.
   void (*kernel)(const ServingCall, const Kv, const CallLayout) = attention_kernel<Kv, Region_causal>;
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+  // The opt-in above 48 KiB can fail (too much for this GPU): its result is checked like a launch's.
+  const cudaError_t opt_in = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+  if (opt_in != cudaSuccess) {
+    if (pooled != nullptr) cudaFreeAsync(pooled, stream);
+    return (int)opt_in;
+  }
   DCAGEN_LAUNCH(kernel, grid, dim3(PAGED_THREADS), smem_bytes, stream)(call, kv, layout);
   if (c.splits > 1) {
     launch_merge((const float*)call.workspace, c.splits, call.out, call.lse, call.out_batch_stride, call.out_seq_stride, call.out_head_stride,
@@ -1563,7 +1568,6 @@ extern "C" int dcagen_causal_d128_bf16_paged_attention(const dcagen_paged_attent
   dim3 grid;
   const int status = paged::paged_layout(p, c, grid);
   if (status != 0) return status;
-  if (c.splits > 1 && p.workspace == nullptr) return (int)cudaErrorInvalidValue;
   paged::ServingCall call = {};
   call.q = p.q; call.out = p.out; call.lse = p.lse; call.rope = p.rope; call.workspace = p.workspace; call.cu_seqlens_q = p.cu_seqlens_q;
   call.q_batch_stride = p.q_batch_stride; call.q_seq_stride = p.q_seq_stride; call.q_head_stride = p.q_head_stride;

@@ -47,7 +47,7 @@ typedef struct dcagen_paged_attention_params {
   void* out;                /* like q */
   float* lse;               /* (batch, query_heads, queries), contiguous, natural log */
   const float* rope;        /* RoPE table from *_fill_rope_table for *_max_position(max_seq_len), on the device */
-  void* workspace;          /* *_paged_workspace_bytes of scratch; may be NULL when that is 0 */
+  void* workspace;          /* *_paged_workspace_bytes of scratch; NULL: the stream-ordered pool */
   long long q_batch_stride, q_seq_stride, q_head_stride;        /* in elements */
   long long k_block_stride, k_row_stride, k_head_stride;        /* k_cache */
   long long v_block_stride, v_row_stride, v_head_stride;        /* v_cache */
@@ -108,7 +108,8 @@ int dcagen_dca_cs3072_lw512_d128_f32_launch(const dcagen_attention_params* param
 int dcagen_dca_cs3072_lw512_d128_f32_paged_splits(const dcagen_paged_attention_params* params);
 /** Scratch bytes the call needs in params->workspace (0 when it runs as one split). */
 long long dcagen_dca_cs3072_lw512_d128_f32_paged_workspace_bytes(const dcagen_paged_attention_params* params);
-/** Attention of q over the paged cache on `stream`. Returns 0 or a cudaError_t. */
+/** Attention of q over the paged cache on `stream`. With several splits and params->workspace NULL, scratch comes
+    from the device's stream-ordered pool. Returns 0 or a cudaError_t. */
 int dcagen_dca_cs3072_lw512_d128_f32_paged_attention(const dcagen_paged_attention_params* params, void* stream);
 /** Writes new keys (rotated at the pattern's key position) and values into the cache through slot_mapping.
     Returns 0, a cudaError_t, or cudaErrorNotSupported for patterns whose regions place keys at their own positions. */

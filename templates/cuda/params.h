@@ -32,7 +32,7 @@ typedef struct dcagen_paged_attention_params {
   void* out;                /* like q */
   float* lse;               /* (batch, query_heads, queries), contiguous, natural log */
   const float* rope;        /* RoPE table from *_fill_rope_table for *_max_position(max_seq_len), on the device */
-  void* workspace;          /* *_paged_workspace_bytes of scratch; may be NULL when that is 0 */
+  void* workspace;          /* *_paged_workspace_bytes of scratch; NULL: the stream-ordered pool */
   long long q_batch_stride, q_seq_stride, q_head_stride;        /* in elements */
   long long k_block_stride, k_row_stride, k_head_stride;        /* k_cache */
   long long v_block_stride, v_row_stride, v_head_stride;        /* v_cache */
