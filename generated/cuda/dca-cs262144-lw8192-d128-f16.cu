@@ -169,6 +169,35 @@ __device__ __forceinline__ int rope_first(int pair) { return pair; }
 
 // ---- Regions, rendered from the pattern: positions, the key range a query tile visits, whether a
 // key tile needs no element mask, and the element mask. Variables are absolute key indices.
+// ---- Online softmax, one step for every kernel of this file (prefill tiles, SIMT rows, split-K lanes) ----
+// 2^x with denormal results flushed to zero: one MUFU.EX2, no range-fixing code around it.
+__device__ __forceinline__ float exp2_ftz(float x) {
+#ifdef DCAGEN_EMULATE
+  return exp2f(x);
+#else
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+#endif
+}
+
+// A row's running max m (raw score units) meets a tile whose largest score is
+// tile_max. Probabilities are then 2^(score · scale_log2 − base): one FFMA and one ex2 per score,
+// with scale_log2 = softmax scale × log2 e (1 for scores already scaled), and what the row summed
+// before is rescaled by alpha.
+struct SoftmaxRescale {
+  float m;      // the row's new running max
+  float base;   // m × scale_log2; 0 while the row has seen no visible key, so masked scores give exact zeros
+  float alpha;  // factor for the row's earlier sum and output
+};
+__device__ __forceinline__ SoftmaxRescale softmax_rescale(float m, float tile_max, float scale_log2) {
+  const float m_new = fmaxf(m, tile_max);
+  const float base = m_new == MASKED_SCORE ? 0.f : m_new * scale_log2;
+  // alpha is one exp2 per row and tile, not per score: exp2f (the inline ex2.approx.ftz here made
+  // ptxas spill the f32 SIMT kernel on sm_90).
+  return {m_new, base, exp2f(m * scale_log2 - base)};
+}
+
 using AttentionParams = dcagen_attention_params;
 
 // Region inter: chunk distance ≥ 2.
@@ -295,16 +324,6 @@ __device__ __forceinline__ void cp_async_wait_all() {
   dcagen_emu::cp_async_wait_group(0);
 #else
   asm volatile("cp.async.wait_group 0;\n" ::);
-#endif
-}
-// 2^x with denormal results flushed to zero: one MUFU.EX2, no range-fixing code around it.
-__device__ __forceinline__ float exp2_ftz(float x) {
-#ifdef DCAGEN_EMULATE
-  return exp2f(x);
-#else
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
 #endif
 }
 
@@ -509,9 +528,9 @@ __device__ __forceinline__ void key_step(const KeyLoop& L, SoftmaxState& st, sto
       for (int nt = 0; nt < N_TILES; ++nt) row_max = fmaxf(row_max, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
       row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
       row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
-      // A row with nothing visible yet keeps max −inf: subtract 0 so its scores give exact zeros.
-      const float max_scaled = row_max == MASKED_SCORE ? 0.f : row_max * L.scale_log2;
-      const float alpha = exp2_ftz(row_max_of(ml, r) * L.scale_log2 - max_scaled);
+      const SoftmaxRescale step = softmax_rescale(row_max_of(ml, r), row_max, L.scale_log2);
+      const float max_scaled = step.base;
+      const float alpha = step.alpha;
       float row_sum = 0.f;
       #pragma unroll
       for (int nt = 0; nt < N_TILES; ++nt) {
@@ -520,7 +539,7 @@ __device__ __forceinline__ void key_step(const KeyLoop& L, SoftmaxState& st, sto
         row_sum += s[mt][nt][2 * h] + s[mt][nt][2 * h + 1];
       }
       row_sum_of(ml, r) = row_sum_of(ml, r) * alpha + row_sum;
-      row_max_of(ml, r) = row_max;
+      row_max_of(ml, r) = step.m;
       #pragma unroll
       for (int dt = 0; dt < D_TILES; ++dt) {
         st.acc[mt][dt][2 * h] *= alpha;
@@ -1141,12 +1160,11 @@ __device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv,
       if (slot >= rows.count) continue;  // uniform across the warp
       float score = s[x] * scale_log2;
       if (j > key_end || !Region::visible(rows.offset + rows.query(slot), j)) score = MASKED_SCORE;
-      const float m_new = fmaxf(st.m[x], warp_max(score));
-      const float m_base = m_new == MASKED_SCORE ? 0.f : m_new;  // a row with nothing visible yet stays at zero
-      const float alpha = exp2f(st.m[x] - m_base);
-      const float prob = exp2f(score - m_base);
+      const SoftmaxRescale step = softmax_rescale(st.m[x], warp_max(score), 1.f);   // scores already scaled
+      const float alpha = step.alpha;
+      const float prob = exp2_ftz(score - step.base);
       st.l[x] = st.l[x] * alpha + prob;
-      st.m[x] = m_new;
+      st.m[x] = step.m;
       #pragma unroll
       for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] *= alpha;
       sp[slot * TILE_KEYS + lane] = prob;

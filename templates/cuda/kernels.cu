@@ -86,6 +86,35 @@ __device__ __forceinline__ float2 rope_cos_sin(const float2* __restrict__ rope, 
 
 // ---- Regions, rendered from the pattern: positions, the key range a query tile visits, whether a
 // key tile needs no element mask, and the element mask. Variables are absolute key indices.
+// ---- Online softmax, one step for every kernel of this file (prefill tiles, SIMT rows, split-K lanes) ----
+// 2^x with denormal results flushed to zero: one MUFU.EX2, no range-fixing code around it.
+__device__ __forceinline__ float exp2_ftz(float x) {
+#ifdef DCAGEN_EMULATE
+  return exp2f(x);
+#else
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+#endif
+}
+
+// A row's running max m (raw score units) meets a tile whose largest score is
+// tile_max. Probabilities are then 2^(score · scale_log2 − base): one FFMA and one ex2 per score,
+// with scale_log2 = softmax scale × log2 e (1 for scores already scaled), and what the row summed
+// before is rescaled by alpha.
+struct SoftmaxRescale {
+  float m;      // the row's new running max
+  float base;   // m × scale_log2; 0 while the row has seen no visible key, so masked scores give exact zeros
+  float alpha;  // factor for the row's earlier sum and output
+};
+__device__ __forceinline__ SoftmaxRescale softmax_rescale(float m, float tile_max, float scale_log2) {
+  const float m_new = fmaxf(m, tile_max);
+  const float base = m_new == MASKED_SCORE ? 0.f : m_new * scale_log2;
+  // alpha is one exp2 per row and tile, not per score: exp2f (the inline ex2.approx.ftz here made
+  // ptxas spill the f32 SIMT kernel on sm_90).
+  return {m_new, base, exp2f(m * scale_log2 - base)};
+}
+
 {{regions}}
 
 {{skeleton}}

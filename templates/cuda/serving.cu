@@ -299,12 +299,11 @@ __device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv,
       if (slot >= rows.count) continue;  // uniform across the warp
       float score = s[x] * scale_log2;
       if (j > key_end || !Region::visible(rows.offset + rows.query(slot), j)) score = MASKED_SCORE;
-      const float m_new = fmaxf(st.m[x], warp_max(score));
-      const float m_base = m_new == MASKED_SCORE ? 0.f : m_new;  // a row with nothing visible yet stays at zero
-      const float alpha = exp2f(st.m[x] - m_base);
-      const float prob = exp2f(score - m_base);
+      const SoftmaxRescale step = softmax_rescale(st.m[x], warp_max(score), 1.f);   // scores already scaled
+      const float alpha = step.alpha;
+      const float prob = exp2_ftz(score - step.base);
       st.l[x] = st.l[x] * alpha + prob;
-      st.m[x] = m_new;
+      st.m[x] = step.m;
       #pragma unroll
       for (int y = 0; y < DIMS_PER_LANE; ++y) st.acc[x][y] *= alpha;
       sp[slot * TILE_KEYS + lane] = prob;

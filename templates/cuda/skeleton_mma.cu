@@ -82,16 +82,6 @@ __device__ __forceinline__ void cp_async_wait_all() {
   asm volatile("cp.async.wait_group 0;\n" ::);
 #endif
 }
-// 2^x with denormal results flushed to zero: one MUFU.EX2, no range-fixing code around it.
-__device__ __forceinline__ float exp2_ftz(float x) {
-#ifdef DCAGEN_EMULATE
-  return exp2f(x);
-#else
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-#endif
-}
 
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   {{packTwo}}
@@ -293,9 +283,9 @@ __device__ __forceinline__ void key_step(const KeyLoop& L, SoftmaxState& st, sto
       for (int nt = 0; nt < N_TILES; ++nt) row_max = fmaxf(row_max, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
       row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
       row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
-      // A row with nothing visible yet keeps max −inf: subtract 0 so its scores give exact zeros.
-      const float max_scaled = row_max == MASKED_SCORE ? 0.f : row_max * L.scale_log2;
-      const float alpha = exp2_ftz(row_max_of(ml, r) * L.scale_log2 - max_scaled);
+      const SoftmaxRescale step = softmax_rescale(row_max_of(ml, r), row_max, L.scale_log2);
+      const float max_scaled = step.base;
+      const float alpha = step.alpha;
       float row_sum = 0.f;
       #pragma unroll
       for (int nt = 0; nt < N_TILES; ++nt) {
@@ -304,7 +294,7 @@ __device__ __forceinline__ void key_step(const KeyLoop& L, SoftmaxState& st, sto
         row_sum += s[mt][nt][2 * h] + s[mt][nt][2 * h + 1];
       }
       row_sum_of(ml, r) = row_sum_of(ml, r) * alpha + row_sum;
-      row_max_of(ml, r) = row_max;
+      row_max_of(ml, r) = step.m;
       #pragma unroll
       for (int dt = 0; dt < D_TILES; ++dt) {
         st.acc[mt][dt][2 * h] *= alpha;

@@ -71,13 +71,12 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, SoftmaxSt
       s[jj] = score;
       tile_max = fmaxf(tile_max, score);
     }
-    const float m_new = fmaxf(st.m, tile_max);
-    const float m_base = m_new == MASKED_SCORE ? 0.f : m_new;
-    const float alpha = exp2f(st.m - m_base);
+    const SoftmaxRescale step = softmax_rescale(st.m, tile_max, 1.f);   // scores already scaled
+    const float alpha = step.alpha;
     float row_sum = 0.f;
     #pragma unroll
     for (int jj = 0; jj < BLOCK_K; ++jj) {
-      s[jj] = exp2f(s[jj] - m_base);
+      s[jj] = exp2f(s[jj] - step.base);
       row_sum += s[jj];
     }
     #pragma unroll
@@ -88,7 +87,7 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, SoftmaxSt
       st.acc[x] = a;
     }
     st.l = st.l * alpha + row_sum;
-    st.m = m_new;
+    st.m = step.m;
   }
 }
 
