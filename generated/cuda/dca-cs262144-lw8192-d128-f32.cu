@@ -167,6 +167,15 @@ __device__ __forceinline__ int rope_partner(int d) { return d < ROPE_PAIRS ? d +
 __device__ __forceinline__ float rope_sign(int d) { return d < ROPE_PAIRS ? -1.f : 1.f; }
 __device__ __forceinline__ int rope_first(int pair) { return pair; }
 
+// Dimension d of a row (q or k, storage type) rotated at `position`; dims past ROTARY_DIM pass through.
+template <class T>
+__device__ __forceinline__ float rotated_element(const T* row, int d, int position, const float2* __restrict__ rope) {
+  const float x = to_float(row[d]);
+  if (d >= ROTARY_DIM) return x;
+  const float2 cs = rope_cos_sin(rope, position, rope_pair(d));
+  return x * cs.x + rope_sign(d) * to_float(row[rope_partner(d)]) * cs.y;
+}
+
 // ---- Regions, rendered from the pattern: positions, the key range a query tile visits, whether a
 // key tile needs no element mask, and the element mask. Variables are absolute key indices.
 // ---- Online softmax, one step for every kernel of this file (prefill tiles, SIMT rows, split-K lanes) ----
@@ -274,13 +283,7 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, SoftmaxSt
   const int query_position = Region::query_position(i);
   #pragma unroll
   for (int x = 0; x < DIMS_PER_THREAD; ++x) {
-    const int d = x * ROW_THREADS + part;
-    float y = to_float(q_row[d]);
-    if (d < ROTARY_DIM) {
-      const float2 cs = rope_cos_sin(rope, query_position, rope_pair(d));
-      y = y * cs.x + rope_sign(d) * to_float(q_row[rope_partner(d)]) * cs.y;
-    }
-    st.q[x] = y;
+    st.q[x] = rotated_element(q_row, x * ROW_THREADS + part, query_position, rope);
   }
 
   for (int key_tile = (key_begin / BLOCK_K) * BLOCK_K; key_tile <= key_end; key_tile += BLOCK_K) {
@@ -292,8 +295,7 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, SoftmaxSt
       float v_value = 0.f;
       if (j < p.keys) {
         const storage_t* k_row = k_base + (long long)j * p.k_seq_stride;
-        k_value = to_float(k_row[d]);
-        // Keys arrive rotated at their key position.
+        k_value = to_float(k_row[d]);  // keys arrive rotated at their key position
         v_value = to_float(v_base[(long long)j * p.v_seq_stride + d]);
       }
       sk[e] = k_value;
@@ -400,12 +402,7 @@ __global__ void __launch_bounds__(ROTATE_THREADS) rotate_keys_kernel(const Atten
   const int j = (int)(token % p.keys);
   const int batch = (int)(token / p.keys);
   const storage_t* k_row = (const storage_t*)p.k + batch * p.k_batch_stride + (long long)j * p.k_seq_stride + head * p.k_head_stride;
-  float y = to_float(k_row[d]);
-  if (d < ROTARY_DIM) {
-    const float2 cs = rope_cos_sin((const float2*)p.rope, Region::key_position(j), rope_pair(d));
-    y = y * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;
-  }
-  rotated[e] = from_float<storage_t>(y);
+  rotated[e] = from_float<storage_t>(rotated_element(k_row, d, Region::key_position(j), (const float2*)p.rope));
 }
 
 // ---- Log-sum-exp merge of partial results (the three-pass baseline's region passes, and the key
@@ -538,11 +535,7 @@ __global__ void __launch_bounds__(APPEND_THREADS) append_kernel(const CacheAppen
   const long long row = slot % p.block_size;
   const float factor = p.lengths != nullptr ? qwen_factor(p.lengths[token], p.original_max_position) : 1.f;
   const storage_t* key = (const storage_t*)p.key + token * p.key_token_stride + head * p.key_head_stride;
-  float k_value = to_float(key[d]);
-  if (d < ROTARY_DIM) {
-    const float2 cs = rope_cos_sin((const float2*)p.rope, cache_key_position(p.positions[token]), rope_pair(d));
-    k_value = k_value * cs.x + rope_sign(d) * to_float(key[rope_partner(d)]) * cs.y;
-  }
+  const float k_value = rotated_element(key, d, cache_key_position(p.positions[token]), (const float2*)p.rope);
   storage_t* k_cache = (storage_t*)p.k_cache + block * p.k_block_stride + row * p.k_row_stride + head * p.k_head_stride;
   storage_t* v_cache = (storage_t*)p.v_cache + block * p.v_block_stride + row * p.v_row_stride + head * p.v_head_stride;
   k_cache[d] = from_float<storage_t>(k_value * factor);
@@ -716,12 +709,7 @@ __device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv,
     const int slot = e / HEAD_DIM;
     const int d = e % HEAD_DIM;
     const storage_t* q_row = (const storage_t*)p.q + rows.at(rows.query(slot), rows.head(slot), p.q_batch_stride, p.q_seq_stride, p.q_head_stride);
-    float y = to_float(q_row[d]);
-    if (d < ROTARY_DIM) {
-      const float2 cs = rope_cos_sin(rope, Region::query_position(rows.offset + rows.query(slot)), rope_pair(d));
-      y = y * cs.x + rope_sign(d) * to_float(q_row[rope_partner(d)]) * cs.y;
-    }
-    sq[slot * HEAD_DIM + d] = y;
+    sq[slot * HEAD_DIM + d] = rotated_element(q_row, d, Region::query_position(rows.offset + rows.query(slot)), rope);
   }
 
   for (int key_tile = key_begin; key_tile <= key_end; key_tile += TILE_KEYS) {
@@ -793,11 +781,7 @@ __device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv,
         float v_value = 0.f;
         if (where >= 0) {
           const storage_t* k_row = kv.key_row(where, j, rows.kv_head);
-          k_value = to_float(k_row[d]);
-          if (d < ROTARY_DIM) {
-            const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));
-            k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;
-          }
+          k_value = rotated_element(k_row, d, Region::key_position(j), rope);
           v_value = to_float(kv.value_row(where, j, rows.kv_head)[d]);
         }
         sk[jj * K_STRIDE + d] = k_value;
@@ -1067,11 +1051,7 @@ inline int launch_slice(const AttentionParams& p, int smem_bytes, cudaStream_t s
   void* rotated = p.key_workspace;
   const size_t rotated_bytes = (size_t)p.batch * p.keys * p.key_heads * HEAD_DIM * sizeof(storage_t);  // = dcagen_dca_cs262144_lw8192_d128_f32_key_workspace_bytes
   if (rotated == nullptr) {  // no workspace passed: a stream-ordered one for this call
-#ifdef DCAGEN_EMULATE
-    if (cudaMalloc(&rotated, rotated_bytes) != cudaSuccess) return (int)cudaErrorMemoryAllocation;
-#else
     if (cudaMallocAsync(&rotated, rotated_bytes, stream) != cudaSuccess) return (int)cudaErrorMemoryAllocation;
-#endif
   }
   const long long rotate_elements = (long long)p.batch * p.keys * p.key_heads * HEAD_DIM;
   DCAGEN_LAUNCH(rotate_keys_kernel<Region_inter>, dim3((unsigned)((rotate_elements + ROTATE_THREADS - 1) / ROTATE_THREADS)), dim3(ROTATE_THREADS), 0, stream)(p, (storage_t*)rotated);
@@ -1084,11 +1064,7 @@ inline int launch_slice(const AttentionParams& p, int smem_bytes, cudaStream_t s
   { const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes); if (e != cudaSuccess) return (int)e; }
   DCAGEN_LAUNCH(kernel, grid, dim3(THREADS), smem_bytes, stream)(a);
   if (p.key_workspace == nullptr) {
-#ifdef DCAGEN_EMULATE
-    cudaFree(rotated);
-#else
     cudaFreeAsync(rotated, stream);
-#endif
   }
   return (int)cudaGetLastError();
 }

@@ -23,11 +23,7 @@ __global__ void __launch_bounds__(APPEND_THREADS) append_kernel(const CacheAppen
   const long long row = slot % p.block_size;
   const float factor = p.lengths != nullptr ? qwen_factor(p.lengths[token], p.original_max_position) : 1.f;
   const storage_t* key = (const storage_t*)p.key + token * p.key_token_stride + head * p.key_head_stride;
-  float k_value = to_float(key[d]);
-  if (d < ROTARY_DIM) {
-    const float2 cs = rope_cos_sin((const float2*)p.rope, cache_key_position(p.positions[token]), rope_pair(d));
-    k_value = k_value * cs.x + rope_sign(d) * to_float(key[rope_partner(d)]) * cs.y;
-  }
+  const float k_value = rotated_element(key, d, cache_key_position(p.positions[token]), (const float2*)p.rope);
   storage_t* k_cache = (storage_t*)p.k_cache + block * p.k_block_stride + row * p.k_row_stride + head * p.k_head_stride;
   storage_t* v_cache = (storage_t*)p.v_cache + block * p.v_block_stride + row * p.v_row_stride + head * p.v_head_stride;
   k_cache[d] = from_float<storage_t>(k_value * factor);

@@ -84,6 +84,15 @@ __device__ __forceinline__ float2 rope_cos_sin(const float2* __restrict__ rope, 
 // {{ropeStyleName}}: dimension d rotates with rope_partner(d) at frequency rope_pair(d).
 {{ropeLayout}}
 
+// Dimension d of a row (q or k, storage type) rotated at `position`; dims past ROTARY_DIM pass through.
+template <class T>
+__device__ __forceinline__ float rotated_element(const T* row, int d, int position, const float2* __restrict__ rope) {
+  const float x = to_float(row[d]);
+  if (d >= ROTARY_DIM) return x;
+  const float2 cs = rope_cos_sin(rope, position, rope_pair(d));
+  return x * cs.x + rope_sign(d) * to_float(row[rope_partner(d)]) * cs.y;
+}
+
 // ---- Regions, rendered from the pattern: positions, the key range a query tile visits, whether a
 // key tile needs no element mask, and the element mask. Variables are absolute key indices.
 // ---- Online softmax, one step for every kernel of this file (prefill tiles, SIMT rows, split-K lanes) ----

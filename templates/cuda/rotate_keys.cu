@@ -17,10 +17,5 @@ __global__ void __launch_bounds__(ROTATE_THREADS) rotate_keys_kernel(const Atten
   const int j = (int)(token % p.keys);
   const int batch = (int)(token / p.keys);
   const storage_t* k_row = (const storage_t*)p.k + batch * p.k_batch_stride + (long long)j * p.k_seq_stride + head * p.k_head_stride;
-  float y = to_float(k_row[d]);
-  if (d < ROTARY_DIM) {
-    const float2 cs = rope_cos_sin((const float2*)p.rope, Region::key_position(j), rope_pair(d));
-    y = y * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;
-  }
-  rotated[e] = from_float<storage_t>(y);
+  rotated[e] = from_float<storage_t>(rotated_element(k_row, d, Region::key_position(j), (const float2*)p.rope));
 }

@@ -187,12 +187,7 @@ __device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv,
     const int slot = e / HEAD_DIM;
     const int d = e % HEAD_DIM;
     const storage_t* q_row = (const storage_t*)p.q + rows.at(rows.query(slot), rows.head(slot), p.q_batch_stride, p.q_seq_stride, p.q_head_stride);
-    float y = to_float(q_row[d]);
-    if (d < ROTARY_DIM) {
-      const float2 cs = rope_cos_sin(rope, Region::query_position(rows.offset + rows.query(slot)), rope_pair(d));
-      y = y * cs.x + rope_sign(d) * to_float(q_row[rope_partner(d)]) * cs.y;
-    }
-    sq[slot * HEAD_DIM + d] = y;
+    sq[slot * HEAD_DIM + d] = rotated_element(q_row, d, Region::query_position(rows.offset + rows.query(slot)), rope);
   }
 
   for (int key_tile = key_begin; key_tile <= key_end; key_tile += TILE_KEYS) {
@@ -264,8 +259,7 @@ __device__ __forceinline__ void visit_region(const ServingCall& p, const Kv& kv,
         float v_value = 0.f;
         if (where >= 0) {
           const storage_t* k_row = kv.key_row(where, j, rows.kv_head);
-          k_value = to_float(k_row[d]);
-{{rotateKey}}
+          k_value = {{stagedKey}}
           v_value = to_float(kv.value_row(where, j, rows.kv_head)[d]);
         }
         sk[jj * K_STRIDE + d] = k_value;

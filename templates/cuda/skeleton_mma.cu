@@ -118,15 +118,7 @@ __device__ __forceinline__ void rotate_queries(storage_t* sq, const storage_t* _
   for (int e = tid; e < Q_TILE; e += THREADS) {
     const int row = e / HEAD_DIM;
     const int d = e % HEAD_DIM;
-    float y = 0.f;
-    if (row < valid_rows) {
-      const storage_t* q_row = q + row * q_row_stride;
-      y = to_float(q_row[d]);
-      if (d < ROTARY_DIM) {
-        const float2 cs = rope_cos_sin(rope, Region::query_position(row_first + row), rope_pair(d));
-        y = y * cs.x + rope_sign(d) * to_float(q_row[rope_partner(d)]) * cs.y;
-      }
-    }
+    const float y = row < valid_rows ? rotated_element(q + row * q_row_stride, d, Region::query_position(row_first + row), rope) : 0.f;
     sq[smem_index(row, d)] = from_float<storage_t>(y);
   }
 }

@@ -30,13 +30,7 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, SoftmaxSt
   const int query_position = Region::query_position(i);
   #pragma unroll
   for (int x = 0; x < DIMS_PER_THREAD; ++x) {
-    const int d = x * ROW_THREADS + part;
-    float y = to_float(q_row[d]);
-    if (d < ROTARY_DIM) {
-      const float2 cs = rope_cos_sin(rope, query_position, rope_pair(d));
-      y = y * cs.x + rope_sign(d) * to_float(q_row[rope_partner(d)]) * cs.y;
-    }
-    st.q[x] = y;
+    st.q[x] = rotated_element(q_row, x * ROW_THREADS + part, query_position, rope);
   }
 
   for (int key_tile = (key_begin / BLOCK_K) * BLOCK_K; key_tile <= key_end; key_tile += BLOCK_K) {
@@ -48,8 +42,7 @@ __device__ __forceinline__ void visit_region(const AttentionParams& p, SoftmaxSt
       float v_value = 0.f;
       if (j < p.keys) {
         const storage_t* k_row = k_base + (long long)j * p.k_seq_stride;
-        k_value = to_float(k_row[d]);
-{{rotateKey}}
+        k_value = {{stagedKey}}
         v_value = to_float(v_base[(long long)j * p.v_seq_stride + d]);
       }
       sk[e] = k_value;

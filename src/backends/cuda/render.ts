@@ -122,11 +122,11 @@ export function rotatesKeysOnce(plan: KernelPlan): boolean {
   return !plan.config.preRotatedKeys && plan.regions.every((r) => r.sharesKeyPosition);
 }
 
-/** Rotation of one staged key element `k_value` (dim d of key j, row k_row) at the region's key position, or nothing when keys arrive rotated. */
-function rotateKeyOnLoad(plan: KernelPlan, keysArriveRotated: boolean = plan.config.preRotatedKeys): string {
+/** The staged key element (dim d of key j, row k_row): rotated at the region's key position, or as stored when keys arrive rotated. */
+function stagedKey(plan: KernelPlan, keysArriveRotated: boolean = plan.config.preRotatedKeys): string {
   return keysArriveRotated
-    ? '        // Keys arrive rotated at their key position.'
-    : '        if (d < ROTARY_DIM) {\n          const float2 cs = rope_cos_sin(rope, Region::key_position(j), rope_pair(d));\n          k_value = k_value * cs.x + rope_sign(d) * to_float(k_row[rope_partner(d)]) * cs.y;\n        }';
+    ? 'to_float(k_row[d]);  // keys arrive rotated at their key position'
+    : 'rotated_element(k_row, d, Region::key_position(j), rope);';
 }
 
 /** Rows (query head × query) each warp of the paged kernel scores: ROWS_PER_WARP × ⌈HEAD_DIM / 32⌉ accumulators per lane stay near 16. */
@@ -173,7 +173,7 @@ function renderServing(plan: KernelPlan, options: CudaKernelSetOptions): { devic
     keysSummary,
     preRotatedKeys: plan.config.preRotatedKeys ? 'true' : 'false',
     // The element-wise gather sits one level deeper than the SIMT skeleton's.
-    rotateKey: rotateKeyOnLoad(plan).replace(/^(?=.)/gm, '  '),
+    stagedKey: stagedKey(plan),
   });
   const host = renderTemplate('cuda', 'serving_launchers.cu', {
     namespace: options.prefix,
@@ -213,7 +213,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
         ? `    // Keys arrive rotated at their key position (${c.preRotatedKeys ? 'by the caller' : 'by rotate_keys_kernel'}): no rotation here.`
         : '    with_region<Regions...>(region, [&](auto tag) { rotate_keys<typename decltype(tag)::type>(sk, rope, key_tile, tid); });\n    __syncthreads();  // rotated keys visible to every warp',
     })
-    : renderTemplate('cuda', 'skeleton_simt.cu', { rotateKey: rotateKeyOnLoad(plan, keysArriveRotated) });
+    : renderTemplate('cuda', 'skeleton_simt.cu', { stagedKey: stagedKey(plan, keysArriveRotated) });
   const sharedKeyRegion = plan.regions[0]!;
   const rotateDevice = rotateOnce ? `\n${renderTemplate('cuda', 'rotate_keys.cu', { regionName: cText.comment(sharedKeyRegion.name) })}` : '';
   const merge = `\n${renderTemplate('cuda', 'merge.cu', {})}`;
@@ -229,11 +229,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
       `  void* rotated = p.key_workspace;`,
       `  const size_t rotated_bytes = (size_t)p.batch * p.keys * p.key_heads * HEAD_DIM * sizeof(storage_t);  // = ${options.prefix}_key_workspace_bytes`,
       `  if (rotated == nullptr) {  // no workspace passed: a stream-ordered one for this call`,
-      `#ifdef DCAGEN_EMULATE`,
-      `    if (cudaMalloc(&rotated, rotated_bytes) != cudaSuccess) return (int)cudaErrorMemoryAllocation;`,
-      `#else`,
       `    if (cudaMallocAsync(&rotated, rotated_bytes, stream) != cudaSuccess) return (int)cudaErrorMemoryAllocation;`,
-      `#endif`,
       `  }`,
       `  const long long rotate_elements = (long long)p.batch * p.keys * p.key_heads * HEAD_DIM;`,
       `  DCAGEN_LAUNCH(rotate_keys_kernel<Region_${sharedKeyRegion.ident}>, dim3((unsigned)((rotate_elements + ROTATE_THREADS - 1) / ROTATE_THREADS)), dim3(ROTATE_THREADS), 0, stream)(p, (storage_t*)rotated);`,
@@ -246,11 +242,7 @@ export function renderCudaSource(plan: KernelPlan, options: CudaKernelSetOptions
   const epilogue = rotateOnce
     ? [
       `  if (p.key_workspace == nullptr) {`,
-      `#ifdef DCAGEN_EMULATE`,
-      `    cudaFree(rotated);`,
-      `#else`,
       `    cudaFreeAsync(rotated, stream);`,
-      `#endif`,
       `  }`,
     ]
     : [];
